@@ -27,6 +27,19 @@ def _node(home: Path | None, port: int, heap: str = "1g") -> DevNode:
     return DevNode(home=(home or default_home()).resolve(), port=port, heap=heap)
 
 
+@opensearch_app.command("build")
+def opensearch_build() -> None:
+    """Fetch OpenSearch and its plugins from Maven Central and compile the launcher."""
+    node = _node(None, 9200)
+    began = time.monotonic()
+    try:
+        node.build(quiet=False)
+    except NodeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"OpenSearch ready in {node.build_dir} ({time.monotonic() - began:.1f} s)")
+
+
 @opensearch_app.command("start")
 def opensearch_start(
     port: PortOpt = 9200,
@@ -68,6 +81,44 @@ def opensearch_status(port: PortOpt = 9200, home: HomeOpt = None) -> None:
     typer.echo(status.describe())
     if not status.answering:
         raise typer.Exit(1)
+
+
+@app.command("serve")
+def serve_command(
+    config: Annotated[Path | None, typer.Option(help="Settings file (YAML).")] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+    upstream: Annotated[str | None, typer.Option(help="OpenSearch URL.")] = None,
+    models_dir: Annotated[Path | None, typer.Option(
+        help="Exported models (default: $CROSSRANK_MODELS_DIR or onnx_models).")] = None,
+    admin_token: Annotated[str | None, typer.Option(
+        envvar="CROSSRANK_ADMIN_TOKEN", help="Token for /_crossrank admin calls.")] = None,
+    insecure_admin: Annotated[bool, typer.Option(
+        "--insecure-admin", help="Development only: admin calls without a token.")] = False,
+) -> None:
+    """Run the proxy in front of OpenSearch."""
+    from pydantic import ValidationError
+
+    from crossrank.config import Settings
+    from crossrank.server import serve
+
+    try:
+        settings = Settings.from_sources(config, host=host, port=port)
+        changes: dict[str, object] = {}
+        if upstream:
+            changes["upstream"] = settings.upstream.model_copy(update={"url": upstream})
+        if admin_token or insecure_admin:
+            changes["admin"] = settings.admin.model_copy(update={
+                "token": admin_token or settings.admin.token,
+                "insecure_no_token": insecure_admin})
+        settings = Settings.model_validate({**settings.model_dump(), **changes})
+    except (ValidationError, ValueError, OSError) as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if settings.admin.token is None and not settings.admin.insecure_no_token:
+        typer.echo("note: no admin token set; /_crossrank/policies is read-only "
+                   "(set CROSSRANK_ADMIN_TOKEN, or --insecure-admin for development)", err=True)
+    serve(settings, models_dir)
 
 
 if __name__ == "__main__":

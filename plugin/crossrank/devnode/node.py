@@ -1,4 +1,4 @@
-"""A real OpenSearch 2.19.1 node for development, tests and `make run`, assembled from Maven Central.
+"""A real OpenSearch 2.19.1 node for development, tests and `make run`, built from Maven Central.
 
 Three steps, each idempotent:
 
@@ -21,7 +21,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -71,7 +71,7 @@ class DevNode:
     home: Path
     port: int = 9200
     heap: str = "1g"
-    build_dir: Path = default_build_dir()
+    build_dir: Path = field(default_factory=default_build_dir)
 
     @property
     def url(self) -> str:
@@ -204,8 +204,9 @@ def _run(cmd: list[str], what: str) -> None:
 
 def _get_json(url: str, *, timeout: float) -> object | None:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
-            return orjson.loads(response.read())
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            value: object = orjson.loads(response.read())
+            return value
     except (urllib.error.URLError, OSError, ValueError):
         return None
 

@@ -1,0 +1,63 @@
+# crossrank: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CROSSRANK := $(BIN)/crossrank
+OPENSEARCH_PORT ?= 9200
+PROXY_PORT ?= 8080
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: help venv opensearch models run stop test lint typecheck unit eval bench clean
+
+help:
+	@echo "make run    OpenSearch + crossrank proxy + default model + demo data, then example queries"
+	@echo "make test   environment, OpenSearch build, ruff, mypy and the whole pytest suite"
+	@echo "make eval   SciFact test judgments, each arm, report in reports/eval"
+	@echo "make bench  benchmarks (results go to docs/benchmarks.md by hand)"
+	@echo "make stop   stop the proxy and the OpenSearch node started by make run"
+
+# Everything (serving core + export/train/eval/dev extras), pinned by constraints.txt.
+$(BIN)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+opensearch: venv
+	$(CROSSRANK) opensearch build
+
+models: venv
+	$(BIN)/python -m crossrank.models.bootstrap onnx_models
+
+run: opensearch models
+	$(BIN)/python scripts/run_demo.py --opensearch-port $(OPENSEARCH_PORT) --port $(PROXY_PORT)
+
+stop: venv
+	-pkill -f "crossrank serve" || true
+	$(CROSSRANK) opensearch stop --port $(OPENSEARCH_PORT)
+
+lint: venv
+	$(BIN)/ruff check plugin tests benchmarks scripts
+	$(BIN)/ruff format --check plugin tests benchmarks scripts || true
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest tests/unit -q
+
+test: opensearch lint typecheck
+	$(BIN)/pytest -ra
+
+eval: opensearch models
+	$(BIN)/python scripts/run_eval.py
+
+bench: opensearch models
+	$(BIN)/python benchmarks/bench_scorer.py
+
+clean:
+	rm -rf $(VENV) .crossrank .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,126 @@
+"""The ASGI application: lifespan (models, upstream pool, policies) and routing.
+
+Layers, outermost first: the last-resort handler (anything unexpected becomes an
+OpenSearch-shaped 500, never a traceback), the known-error mapping (CrossrankError -> its
+status), then the route: pass-through, search, msearch or the admin API.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from crossrank.config import Settings
+from crossrank.proxy.admin import AdminContext, handle_admin
+from crossrank.proxy.errors import CrossrankError, error_body
+from crossrank.proxy.http import JSON_HEADERS, ClientDisconnected, Incoming, Receive, Scope, Send
+from crossrank.proxy.metrics import Metrics
+from crossrank.proxy.passthrough import forward
+from crossrank.proxy.policy_store import PolicyStore
+from crossrank.proxy.routes import RouteKind, classify
+from crossrank.proxy.search_handler import SearchContext, handle_msearch, handle_search
+from crossrank.proxy.upstream import Upstream
+from crossrank.search.pipeline import Scorer
+
+log = logging.getLogger("crossrank.proxy")
+
+
+class _ResponseTracker:
+    """Remembers whether a response has started, so errors are never sent mid-stream."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.status = 0
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+        await self._send(message)
+
+
+class CrossrankApp:
+    def __init__(self, settings: Settings, scorer: Scorer, model_names: list[str]) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.model_names = model_names
+        self.metrics = Metrics()
+        self.upstream = Upstream(settings.upstream)
+        self.policies = PolicyStore(self.upstream, settings.policy_index, settings.policies,
+                                    settings.policy_refresh_s)
+        self._search = SearchContext(self.upstream, self.policies, scorer, self.metrics)
+        self._admin = AdminContext(self.policies, scorer, self.metrics, self.upstream,
+                                   settings.admin, model_names)
+
+    async def startup(self) -> None:
+        await self.policies.start()
+
+    async def shutdown(self) -> None:
+        await self.policies.stop()
+        await self.upstream.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        tracker = _ResponseTracker(send)
+        request = Incoming.from_scope(scope, receive, self.settings.limits.max_body_bytes)
+        route = classify(request.method, request.raw_path)
+        began = time.perf_counter()
+        self.metrics.in_flight.inc()
+        try:
+            await self._dispatch(request, route.kind, route, tracker)
+        except ClientDisconnected:
+            return
+        except CrossrankError as exc:
+            if exc.status >= 502:
+                self.metrics.upstream_errors.labels(exc.error_type).inc()
+            if not tracker.started:
+                await tracker(_start(exc.status))
+                await tracker({"type": "http.response.body", "body": exc.body()})
+        except Exception:
+            log.exception("unexpected error on %s %s", request.method, request.raw_path)
+            if not tracker.started:
+                await tracker(_start(500))
+                await tracker({"type": "http.response.body", "body": error_body(
+                    500, "crossrank_exception", "internal error in crossrank (see its log)")})
+        finally:
+            self.metrics.in_flight.dec()
+            self.metrics.requests.labels(route.kind.value, "", str(tracker.status)).inc()
+            self.metrics.latency.labels(route.kind.value, "").observe(
+                time.perf_counter() - began)
+
+    async def _dispatch(self, request: Incoming, kind: RouteKind, route: Any,
+                        send: Send) -> None:
+        if kind is RouteKind.SEARCH:
+            await handle_search(request, route, self._search, send)
+        elif kind is RouteKind.MSEARCH:
+            await handle_msearch(request, route, self._search, send)
+        elif kind is RouteKind.ADMIN:
+            await handle_admin(request, route.admin_path, self._admin, send)
+        else:
+            await forward(request, self.upstream, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _start(status: int) -> dict[str, Any]:
+    return {"type": "http.response.start", "status": status, "headers": list(JSON_HEADERS)}

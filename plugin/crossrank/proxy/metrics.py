@@ -1,0 +1,37 @@
+"""Prometheus series. One registry per app, so several apps in one process stay apart."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("crossrank_requests_total", "Requests by route, arm and status",
+                                ["route", "arm", "status"], registry=self.registry)
+        self.latency = Histogram("crossrank_request_seconds", "Request latency by route and arm",
+                                 ["route", "arm"], buckets=_LATENCY_BUCKETS,
+                                 registry=self.registry)
+        self.outcomes = Counter("crossrank_search_outcomes_total",
+                                "Searches through a policy: reranked, bypassed or fallback",
+                                ["policy", "arm", "outcome", "reason"], registry=self.registry)
+        self.score_seconds = Histogram("crossrank_score_seconds", "Scoring time per call",
+                                       ["model"], buckets=_LATENCY_BUCKETS,
+                                       registry=self.registry)
+        self.pairs = Histogram("crossrank_score_pairs", "Pairs per scoring call", ["model"],
+                               buckets=(1, 5, 10, 20, 50, 100, 200, 500, 1000),
+                               registry=self.registry)
+        self.missing_fields = Counter("crossrank_missing_text_fields_total",
+                                      "Hits whose policy text field was missing",
+                                      ["policy"], registry=self.registry)
+        self.upstream_errors = Counter("crossrank_upstream_errors_total",
+                                       "Failures talking to OpenSearch", ["type"],
+                                       registry=self.registry)
+        self.in_flight = Gauge("crossrank_in_flight_requests", "Requests being served",
+                               registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

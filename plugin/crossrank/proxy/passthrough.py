@@ -1,0 +1,36 @@
+"""Byte-faithful forwarding: method, path, query, headers and body go up as sent; status,
+headers and the raw (still encoded) body come back as OpenSearch sent them."""
+
+from __future__ import annotations
+
+from crossrank.proxy.http import Incoming, Send
+from crossrank.proxy.upstream import HOP_BY_HOP, Upstream
+
+
+def response_headers(raw: list[tuple[bytes, bytes]],
+                     extra: list[tuple[bytes, bytes]] | None = None) -> list[tuple[bytes, bytes]]:
+    kept = [(k, v) for k, v in raw
+            if k.lower().decode("latin-1") not in HOP_BY_HOP or k.lower() == b"content-length"]
+    return kept + (extra or [])
+
+
+async def forward(request: Incoming, upstream: Upstream, send: Send, *,
+                  query: bytes | None = None, body: bytes | None = None,
+                  extra_headers: list[tuple[bytes, bytes]] | None = None) -> int:
+    """Stream the request to OpenSearch and its answer back; returns the upstream status.
+
+    ``body`` is given when the caller already read it (searches); otherwise the client's body
+    streams through without being buffered.
+    """
+    content = body if body is not None else (
+        request.stream() if request.has_body() else b"")
+    async with upstream.stream(request.method, request.raw_path,
+                               request.query if query is None else query,
+                               request.headers, content) as response:
+        headers = response_headers(list(response.headers.raw), extra_headers)
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": headers})
+        async for chunk in upstream.read_body(response):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return response.status_code

@@ -1,0 +1,51 @@
+"""Which part of the proxy handles a request: a pure function of method and path."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import unquote
+
+
+class RouteKind(Enum):
+    PASS_THROUGH = "pass_through"
+    SEARCH = "search"
+    MSEARCH = "msearch"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: RouteKind
+    indices: tuple[str, ...] = ()
+    admin_path: str = ""
+
+
+# Index names cannot start with '_', so "/_search" and "/idx/_search" are told apart.
+_SEARCH = re.compile(r"^/(?:(?P<index>[^/_][^/]*)/)?(?P<api>_search|_msearch)/?$")
+ADMIN_PREFIX = "/_crossrank"
+
+
+def split_indices(expression: str) -> tuple[str, ...]:
+    return tuple(part for part in unquote(expression).split(",") if part)
+
+
+def classify(method: str, raw_path: str) -> Route:
+    if raw_path == ADMIN_PREFIX or raw_path.startswith(ADMIN_PREFIX + "/"):
+        return Route(RouteKind.ADMIN, admin_path=unquote(raw_path[len(ADMIN_PREFIX):]) or "/")
+    match = _SEARCH.match(raw_path)
+    if match and method in ("GET", "POST"):
+        indices = split_indices(match["index"]) if match["index"] else ()
+        kind = RouteKind.SEARCH if match["api"] == "_search" else RouteKind.MSEARCH
+        return Route(kind, indices)
+    return Route(RouteKind.PASS_THROUGH)
+
+
+def strip_query_params(query: bytes, names: frozenset[str]) -> bytes:
+    """Drop the named parameters and keep every other byte of the query string as sent."""
+    if not query:
+        return query
+    kept = [part for part in query.split(b"&")
+            if unquote(part.split(b"=", 1)[0].decode("latin-1")) not in names]
+    return b"&".join(kept)

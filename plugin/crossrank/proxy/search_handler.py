@@ -1,0 +1,191 @@
+"""`_search` and `_msearch`: plan, retrieve, score, merge, answer.
+
+A search that is not reranked goes to OpenSearch as the client sent it (only crossrank's own
+parameters removed) and its answer comes back byte for byte, with X-Crossrank-* headers saying
+why it was not reranked.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import orjson
+
+from crossrank.config import Policy
+from crossrank.proxy.errors import InvalidJSON
+from crossrank.proxy.http import JSON_HEADERS, Incoming, Send, respond
+from crossrank.proxy.metrics import Metrics
+from crossrank.proxy.passthrough import forward
+from crossrank.proxy.policy_store import PolicyStore
+from crossrank.proxy.routes import Route, split_indices, strip_query_params
+from crossrank.proxy.upstream import Upstream
+from crossrank.search.ndjson import NDJSONError, parse_msearch, render_msearch
+from crossrank.search.pipeline import Reranked, Scorer, rerank
+from crossrank.search.plan import CROSSRANK_PARAMS, PlanError, SearchPlan, plan_search
+from crossrank.types import JSONObject
+
+_ENCODINGS = frozenset({b"accept-encoding"})
+
+
+@dataclass
+class SearchContext:
+    upstream: Upstream
+    policies: PolicyStore
+    scorer: Scorer
+    metrics: Metrics
+
+
+def _outcome_headers(plan: SearchPlan | None, status: str, reason: str | None,
+                     timings: dict[str, float] | None = None) -> list[tuple[bytes, bytes]]:
+    headers = [(b"x-crossrank-status", status.encode())]
+    if plan is not None and plan.arm is not None:
+        headers.append((b"x-crossrank-arm", plan.arm.encode()))
+    if reason:
+        headers.append((b"x-crossrank-reason", reason.encode("latin-1", "replace")))
+    if timings:
+        value = ", ".join(f"{name};dur={ms:.1f}" for name, ms in timings.items())
+        headers.append((b"server-timing", value.encode()))
+    return headers
+
+
+def _parse_body(body: bytes) -> JSONObject | None:
+    if not body.strip():
+        return None
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidJSON("request body must be a JSON object")
+    return parsed
+
+
+async def handle_search(request: Incoming, route: Route, ctx: SearchContext,
+                        send: Send) -> None:
+    started = time.monotonic()
+    body = await request.body()
+    policy = ctx.policies.for_indices(route.indices)
+    if policy is None and b"crossrank" not in body and not _has_own_params(request):
+        # Not ours in any way: byte-faithful pass-through.
+        ctx.metrics.outcomes.labels("", "", "bypassed", "no_policy").inc()
+        await forward(request, ctx.upstream, send, body=body,
+                      extra_headers=_outcome_headers(None, "bypassed", "no_policy"))
+        return
+    parsed = _parse_body(body)
+    try:
+        plan = plan_search(parsed, request.params(), policy, request.header_map())
+    except PlanError as exc:
+        raise InvalidJSON(f"[{exc.field}] {exc.reason}", field=exc.field) from exc
+    if not plan.rerank:
+        _count(ctx, plan, "bypassed", plan.reason)
+        forwarded = orjson.dumps(plan.upstream_body) if plan.body_changed else body
+        if plan.upstream_body is None and plan.body_changed:
+            forwarded = b""
+        await forward(request, ctx.upstream, send,
+                      query=strip_query_params(request.query, CROSSRANK_PARAMS),
+                      body=forwarded,
+                      extra_headers=_outcome_headers(plan, "bypassed", plan.reason))
+        return
+
+    retrieve_began = time.perf_counter()
+    response = await ctx.upstream.request(
+        "POST", request.raw_path, urlencode(plan.upstream_params).encode(),
+        _upstream_headers(request), orjson.dumps(plan.upstream_body))
+    retrieve_ms = (time.perf_counter() - retrieve_began) * 1000
+    if response.status_code != 200:
+        _count(ctx, plan, "bypassed", "upstream_status")
+        await respond(send, response.status_code, response.content,
+                      JSON_HEADERS + _outcome_headers(plan, "bypassed", "upstream_status"))
+        return
+    first_stage = orjson.loads(response.content)
+    [result] = await rerank([(plan, first_stage)], ctx.scorer, started=started)
+    _record(ctx, plan, result)
+    timings = {"retrieve": retrieve_ms, "score": result.score_ms}
+    await respond(send, 200, orjson.dumps(result.body),
+                  JSON_HEADERS + _outcome_headers(plan, result.status, result.reason, timings))
+
+
+async def handle_msearch(request: Incoming, route: Route, ctx: SearchContext,
+                         send: Send) -> None:
+    started = time.monotonic()
+    body = await request.body()
+    try:
+        searches = parse_msearch(body)
+    except NDJSONError as exc:
+        raise InvalidJSON(f"_msearch body, line {exc.line}: {exc.reason}") from exc
+    # URL parameters of _msearch (search_type, max_concurrent_searches, ...) belong to the
+    # whole request; only crossrank's own apply to each sub-search.
+    params = [(k, v) for k, v in request.params() if k in CROSSRANK_PARAMS]
+    plans: list[SearchPlan] = []
+    for header, search in searches:
+        indices = split_indices(str(header["index"])) if "index" in header else route.indices
+        if isinstance(header.get("index"), list):
+            indices = tuple(str(i) for i in header["index"])
+        policy: Policy | None = ctx.policies.for_indices(indices)
+        try:
+            plans.append(plan_search(search, params, policy, request.header_map()))
+        except PlanError as exc:
+            raise InvalidJSON(f"[{exc.field}] {exc.reason}", field=exc.field) from exc
+
+    if not any(p.rerank for p in plans) and not any(p.body_changed for p in plans) \
+            and not _has_own_params(request):
+        await forward(request, ctx.upstream, send, body=body,
+                      extra_headers=_outcome_headers(None, "bypassed", "no_rerank"))
+        return
+
+    upstream_body = render_msearch([
+        (header, plan.upstream_body if plan.upstream_body is not None else {})
+        for (header, _), plan in zip(searches, plans, strict=True)])
+    retrieve_began = time.perf_counter()
+    response = await ctx.upstream.request(
+        "POST", request.raw_path, strip_query_params(request.query, CROSSRANK_PARAMS),
+        _upstream_headers(request, b"application/x-ndjson"), upstream_body)
+    retrieve_ms = (time.perf_counter() - retrieve_began) * 1000
+    if response.status_code != 200:
+        await respond(send, response.status_code, response.content, JSON_HEADERS)
+        return
+    answer = orjson.loads(response.content)
+    responses: list[JSONObject] = answer.get("responses", [])
+    todo = [(i, plan) for i, plan in enumerate(plans)
+            if plan.rerank and i < len(responses) and "error" not in responses[i]
+            and responses[i].get("status", 200) == 200]
+    results = await rerank([(plan, responses[i]) for i, plan in todo], ctx.scorer,
+                           started=started)
+    for (i, plan), result in zip(todo, results, strict=True):
+        responses[i] = result.body
+        _record(ctx, plan, result)
+    statuses: set[str] = {r.status for r in results} or {"bypassed"}
+    overall = "fallback" if "fallback" in statuses else sorted(statuses)[-1]
+    timings = {"retrieve": retrieve_ms, "score": results[0].score_ms if results else 0.0}
+    await respond(send, 200, orjson.dumps(answer),
+                  JSON_HEADERS + [(b"x-crossrank-status", overall.encode()),
+                                  (b"server-timing", ", ".join(
+                                      f"{k};dur={v:.1f}" for k, v in timings.items()).encode())])
+
+
+def _has_own_params(request: Incoming) -> bool:
+    return strip_query_params(request.query, CROSSRANK_PARAMS) != request.query
+
+
+def _upstream_headers(request: Incoming,
+                      content_type: bytes = b"application/json") -> list[tuple[bytes, bytes]]:
+    # crossrank reads this answer itself, so it asks for it uncompressed.
+    kept = [(k, v) for k, v in request.headers
+            if k.lower() not in _ENCODINGS and k.lower() != b"content-type"]
+    return kept + [(b"content-type", content_type)]
+
+
+def _count(ctx: SearchContext, plan: SearchPlan, outcome: str, reason: str | None) -> None:
+    name = plan.policy.name if plan.policy else ""
+    ctx.metrics.outcomes.labels(name, plan.arm or "", outcome, reason or "").inc()
+
+
+def _record(ctx: SearchContext, plan: SearchPlan, result: Reranked) -> None:
+    _count(ctx, plan, result.status, result.reason)
+    if plan.policy is not None:
+        if result.missing_fields:
+            ctx.metrics.missing_fields.labels(plan.policy.name).inc(result.missing_fields)
+        ctx.metrics.pairs.labels(plan.policy.model).observe(result.pairs)
+        ctx.metrics.score_seconds.labels(plan.policy.model).observe(result.score_ms / 1000)

@@ -1,0 +1,212 @@
+"""Document texts for the scorer, and the reranked response in OpenSearch's format.
+
+Scores (``merge_response``):
+
+- ``replace``: ``_score`` is the reranker's score.
+- ``blend``: ``alpha * minmax(rerank) + (1 - alpha) * minmax(first stage)``, both min-max
+  normalised over the window, so ``_score`` lies in [0, 1]. A list whose values are all equal
+  (one hit, say) normalises to 1.0 everywhere; a missing first-stage score counts as the
+  window's lowest.
+- Ties keep first-stage order.
+- Hits past the window follow in first-stage order with ``_score: null``: they have no reranker
+  score, and their first-stage scores are on another scale (OpenSearch's rescore leaves them,
+  so a tail hit can outscore the window; null keeps ``_score`` non-increasing down the page).
+- ``max_score``, as in OpenSearch, is the best score of the whole result, not of the page: the
+  top of the reranked window, so every page of one search reports the same value.
+- Fallback (``scores=None``): first-stage order and OpenSearch's own scores and ``max_score``.
+- ``ext.crossrank.explain: true`` adds to every returned hit
+  ``"_crossrank": {"first_stage_score", "first_stage_rank" (1-based), "rerank_score"}``
+  (``rerank_score`` is null past the window and in a fallback).
+
+Everything else in the response (aggregations, ``hits.total``, suggest, highlight, ``fields``,
+``inner_hits``, ``matched_queries``, ``_shards``, ``pit_id``) is passed on as received. The input
+response is not modified: the returned dict shares every part it does not change.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from crossrank.config import Policy
+from crossrank.search.errors import ScoreError
+from crossrank.search.plan import SearchPlan
+from crossrank.search.source_filter import source_filterer
+from crossrank.types import JSON, Hit, JSONObject, Scores
+
+__all__ = ["document_texts", "merge_response"]
+
+
+def document_texts(hits: Sequence[Hit], policy: Policy) -> tuple[list[str], int]:
+    """One text per hit from its ``_source``, and how many (hit, field) values were missing.
+
+    A path is dotted (``meta.title``) and may also name a key that itself contains dots; arrays
+    on the way are flattened, and several values are joined with ``policy.separator``. A field
+    that is absent, null or empty counts as missing and contributes "".
+    """
+    template = _template(policy.template) if policy.template is not None else None
+    texts = []
+    missing = 0
+    for hit in hits:
+        source = hit.get("_source") if isinstance(hit, dict) else None
+        values: dict[str, str] = {}
+        for path in policy.text_fields:
+            found: list[str] = []
+            _collect(source, path.split("."), found)
+            values[path] = policy.separator.join(found)
+            missing += not found
+        if template is None:
+            texts.append(policy.separator.join(value for value in values.values() if value))
+        else:
+            texts.append("".join(values[part[1:]] if part.startswith("\0") else part
+                                 for part in template).strip())
+    return texts, missing
+
+
+@lru_cache(maxsize=256)
+def _template(template: str) -> tuple[str, ...]:
+    """Literal parts and ``"\\0" + field`` parts. ``str.format`` is not used: it would read
+    ``{meta.title}`` as an attribute lookup."""
+    parts: list[str] = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        parts.append(literal)
+        if name is not None:
+            parts.append("\0" + name)
+    return tuple(parts)
+
+
+def _collect(node: JSON, parts: list[str], out: list[str]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _collect(item, parts, out)
+    elif not parts:
+        _leaves(node, out)
+    elif isinstance(node, dict):
+        for cut in range(len(parts), 0, -1):
+            key = ".".join(parts[:cut]) if cut > 1 else parts[0]
+            if key in node:
+                _collect(node[key], parts[cut:], out)
+
+
+def _leaves(node: JSON, out: list[str]) -> None:
+    if isinstance(node, str):
+        if node.strip():
+            out.append(node)
+    elif isinstance(node, bool):
+        out.append("true" if node else "false")
+    elif isinstance(node, int | float):
+        out.append(str(node))
+    elif isinstance(node, dict):
+        for value in node.values():
+            _leaves(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            _leaves(value, out)
+
+
+def merge_response(plan: SearchPlan, response: JSONObject, scores: Scores | Sequence[float] | None,
+                   *, extra_took_ms: int) -> JSONObject:
+    """The client's page of the reranked response. ``scores`` has one score per hit of
+    ``hits.hits[:plan.window]``; None means fallback to the first-stage order."""
+    merged = dict(response)
+    took = response.get("took")
+    if isinstance(took, int) and not isinstance(took, bool):
+        merged["took"] = took + extra_took_ms
+    hits_section = response.get("hits")
+    if not plan.rerank or not isinstance(hits_section, dict):
+        return merged
+    hits = hits_section.get("hits")
+    if not isinstance(hits, list):
+        return merged
+
+    window = hits[: plan.window]
+    final = _final_scores(plan, window, scores)
+    order = list(range(len(window)))
+    if final is not None:
+        order.sort(key=lambda i: -final[i])
+    ranked = order + list(range(len(window), len(hits)))
+
+    restore = source_filterer(plan.client_source) if plan.restore_source else None
+    page = []
+    for position in ranked[plan.from_: plan.from_ + plan.size]:
+        hit = dict(hits[position])
+        reranked = final is not None and position < len(window)
+        if final is not None:
+            hit["_score"] = final[position] if reranked else None
+        if restore is not None:
+            _restore_source(hit, plan, restore)
+        if plan.explain:
+            hit["_crossrank"] = {
+                "first_stage_score": hits[position].get("_score"),
+                "first_stage_rank": position + 1,
+                "rerank_score": _raw(scores, position) if reranked else None,
+            }
+        page.append(hit)
+
+    section = dict(hits_section)
+    section["hits"] = page
+    if final is not None:
+        section["max_score"] = max(final) if final else None
+    merged["hits"] = section
+    return merged
+
+
+def _restore_source(hit: Hit, plan: SearchPlan,
+                    restore: Callable[[JSONObject], JSONObject]) -> None:
+    if not plan.client_source.fetch:
+        hit.pop("_source", None)
+    elif isinstance(hit.get("_source"), dict):
+        hit["_source"] = restore(hit["_source"])
+
+
+def _final_scores(plan: SearchPlan, window: list[Hit],
+                  scores: Scores | Sequence[float] | None) -> list[float] | None:
+    if scores is None:
+        return None
+    if len(scores) != len(window):
+        raise ScoreError(f"{len(scores)} scores for a window of {len(window)} hits")
+    rerank = [_raw(scores, i) for i in range(len(window))]
+    if not all(math.isfinite(value) for value in rerank):
+        raise ScoreError("non-finite reranker score")
+    policy = plan.policy
+    if policy is None or policy.score_mode == "replace":
+        return rerank
+    first = [_first_stage(hit) for hit in window]
+    alpha = policy.blend_alpha
+    return [alpha * r + (1 - alpha) * f
+            for r, f in zip(minmax(rerank), minmax(first), strict=True)]
+
+
+def _raw(scores: Scores | Sequence[float] | None, index: int) -> float:
+    """A reranker score as JSON shows it: a float32 is written with its shortest digits
+    (0.9, not 0.8999999761581421), which keeps the order of the float32 values."""
+    assert scores is not None
+    value = scores[index]
+    if isinstance(value, np.float32):
+        return float(str(value))
+    return float(value)
+
+
+def _first_stage(hit: Hit) -> float | None:
+    score = hit.get("_score")
+    if isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score):
+        return float(score)
+    return None
+
+
+def minmax(values: Sequence[float | None]) -> list[float]:
+    """Min-max normalise to [0, 1]; all equal (or none present) gives 1.0; None counts as the
+    minimum."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return [1.0] * len(values)
+    low, high = min(present), max(present)
+    # halved so that high - low cannot overflow to inf for extreme finite inputs
+    spread = high / 2 - low / 2
+    if spread <= 0:
+        return [1.0] * len(values)
+    return [0.0 if v is None else min(1.0, max(0.0, (v / 2 - low / 2) / spread)) for v in values]

@@ -1,0 +1,52 @@
+"""Assemble and run the proxy: settings -> models -> app -> uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from crossrank.config import Settings
+from crossrank.models.registry import ModelRegistry, discover_models
+from crossrank.proxy.app import CrossrankApp
+
+DEFAULT_MODELS_DIR = Path("onnx_models")
+
+
+def resolve_models(settings: Settings, models_dir: Path | None = None) -> dict[str, Path]:
+    """Models named in the settings, plus every model found under ``models_dir``.
+
+    ``default`` is the model a policy gets when it names none: the settings' own ``default``
+    entry, else the only cross-encoder found, else the first in name order.
+    """
+    directory = models_dir or Path(os.environ.get("CROSSRANK_MODELS_DIR", DEFAULT_MODELS_DIR))
+    found = discover_models(directory) if directory.is_dir() else {}
+    models = {**found, **settings.models}
+    if "default" not in models:
+        cross = sorted(name for name, kind in found_kinds(found).items()
+                       if kind == "cross-encoder")
+        if cross:
+            models["default"] = found[cross[0]]
+    return models
+
+
+def found_kinds(found: dict[str, Path]) -> dict[str, str]:
+    from crossrank.models.manifest import Manifest
+
+    return {name: Manifest.read(path).kind for name, path in found.items()}
+
+
+def build_app(settings: Settings, models_dir: Path | None = None) -> CrossrankApp:
+    models = resolve_models(settings, models_dir)
+    registry = ModelRegistry(models, intra_op_threads=settings.intra_op_threads)
+    return CrossrankApp(settings, registry, sorted(models))
+
+
+def serve(settings: Settings, models_dir: Path | None = None) -> None:
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = build_app(settings, models_dir)
+    uvicorn.run(app, host=settings.host, port=settings.port, lifespan="on",
+                loop="auto", http="auto", log_level="info", access_log=False,
+                timeout_graceful_shutdown=30)

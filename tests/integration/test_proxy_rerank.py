@@ -1,0 +1,305 @@
+"""Indices with a policy: reranked order, pages, _source filters, aggregations, A/B, fallback.
+
+Expected orders come from the same real ONNX model scored directly with CrossEncoder.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+from opensearchpy import OpenSearch, helpers
+
+from crossrank.config import Settings
+from crossrank.models import CrossEncoder
+from crossrank.server import build_app
+
+from proxy_fixtures import ServedProxy, proxy_settings
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+N_DOCS = 300
+
+
+def scifact_dir() -> Path:
+    for candidate in (REPO / "datasets" / "scifact", REPO.parent / "shared/datasets/scifact"):
+        if (candidate / "corpus.jsonl").exists():
+            return candidate
+    raise FileNotFoundError("SciFact not found in datasets/scifact or ../shared/datasets")
+
+
+def load_docs(n: int = N_DOCS) -> list[dict[str, Any]]:
+    with (scifact_dir() / "corpus.jsonl").open("rb") as f:
+        return [orjson.loads(line) for line in itertools.islice(f, n)]
+
+
+@pytest.fixture(scope="module")
+def scifact_index(os_client: OpenSearch) -> Iterator[str]:
+    name = "t-scifact-rerank"
+    os_client.indices.delete(index=name, ignore_unavailable=True)
+    os_client.indices.create(index=name, body={
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+        "mappings": {"properties": {"title": {"type": "text"}, "text": {"type": "text"},
+                                    "year": {"type": "integer"}}}})
+    helpers.bulk(os_client, ({"_index": name, "_id": d["_id"], "title": d["title"],
+                              "text": d["text"], "year": 2000 + i % 20}
+                             for i, d in enumerate(load_docs())), refresh=True)
+    yield name
+    os_client.indices.delete(index=name, ignore_unavailable=True)
+
+
+@pytest.fixture(scope="module")
+def http(proxy_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=proxy_url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def policy(http: httpx.Client, admin_token: str, scifact_index: str) -> Iterator[str]:
+    name = "scifact-test"
+    put = http.put(f"/_crossrank/policies/{name}", headers={"x-crossrank-admin-token": admin_token},
+                   json={"indices": [scifact_index], "text_fields": ["title", "text"],
+                         "template": "{title}. {text}", "window": 30, "max_window": 100})
+    assert put.status_code in (200, 201), put.text
+    yield name
+    http.delete(f"/_crossrank/policies/{name}", headers={"x-crossrank-admin-token": admin_token})
+
+
+@pytest.fixture(scope="module")
+def model(tiny_cross_encoder_dir: Path) -> CrossEncoder:
+    return CrossEncoder.load(tiny_cross_encoder_dir)
+
+
+QUERY = "cancer cells and tumour growth"
+
+
+def search(http: httpx.Client, index: str, body: dict[str, Any],
+           params: dict[str, str] | None = None) -> httpx.Response:
+    return http.post(f"/{index}/_search", json=body, params=params or {})
+
+
+def test_reranked_order_follows_the_model(http: httpx.Client, policy: str, scifact_index: str,
+                                          model: CrossEncoder, os_client: OpenSearch) -> None:
+    body = {"query": {"multi_match": {"query": QUERY, "fields": ["title", "text"]}}, "size": 10}
+    response = search(http, scifact_index, body)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-crossrank-status"] == "reranked"
+    assert response.headers["x-crossrank-arm"] == "rerank"
+    got = response.json()["hits"]["hits"]
+
+    first_stage = os_client.search(index=scifact_index, body={**body, "size": 30})["hits"]["hits"]
+    texts = [f"{h['_source']['title']}. {h['_source']['text']}" for h in first_stage]
+    scores = model.score([(QUERY, t) for t in texts])
+    order = np.argsort(-scores, kind="stable")[:10]
+    assert [h["_id"] for h in got] == [first_stage[i]["_id"] for i in order]
+    assert [h["_score"] for h in got] == pytest.approx([float(scores[i]) for i in order],
+                                                       abs=1e-5)
+    assert response.json()["hits"]["max_score"] == pytest.approx(float(scores[order[0]]),
+                                                                 abs=1e-5)
+    assert [h["_id"] for h in got] != [h["_id"] for h in first_stage[:10]]
+
+
+def test_rerank_false_is_exactly_opensearch(http: httpx.Client, policy: str, scifact_index: str,
+                                            opensearch_url: str) -> None:
+    body = {"query": {"match": {"text": QUERY}}, "size": 7}
+    proxied = search(http, scifact_index, body, {"rerank": "false"})
+    direct = httpx.post(f"{opensearch_url}/{scifact_index}/_search", json=body)
+    assert proxied.headers["x-crossrank-arm"] == "baseline"
+    assert proxied.headers["x-crossrank-status"] == "bypassed"
+    assert proxied.headers["x-crossrank-reason"] == "rerank_false"
+    p, d = proxied.json(), direct.json()
+    p.pop("took"), d.pop("took")
+    assert p == d
+
+
+def test_pages_inside_the_window_come_from_one_list(http: httpx.Client, policy: str,
+                                                    scifact_index: str) -> None:
+    q = {"query": {"match": {"text": QUERY}}}
+    whole = search(http, scifact_index, {**q, "size": 30}).json()["hits"]["hits"]
+    pages = [search(http, scifact_index, {**q, "from": f, "size": 10}).json()["hits"]["hits"]
+             for f in (0, 10, 20)]
+    assert [h["_id"] for page in pages for h in page] == [h["_id"] for h in whole]
+    # beyond the window (30): first-stage order, as OpenSearch's rescore window does
+    tail = search(http, scifact_index, {**q, "from": 30, "size": 5})
+    baseline = search(http, scifact_index, {**q, "from": 30, "size": 5}, {"rerank": "false"})
+    assert [h["_id"] for h in tail.json()["hits"]["hits"]] == \
+        [h["_id"] for h in baseline.json()["hits"]["hits"]]
+
+
+def test_source_filter_is_honoured(http: httpx.Client, policy: str, scifact_index: str) -> None:
+    body = {"query": {"match": {"text": QUERY}}, "_source": ["year"], "size": 5}
+    response = search(http, scifact_index, body)
+    assert response.headers["x-crossrank-status"] == "reranked"
+    for hit in response.json()["hits"]["hits"]:
+        assert set(hit["_source"]) == {"year"}
+    none = search(http, scifact_index, {**body, "_source": False}).json()["hits"]["hits"]
+    assert all("_source" not in hit for hit in none)
+
+
+def test_aggregations_and_total_are_opensearch_s(http: httpx.Client, policy: str,
+                                                 scifact_index: str) -> None:
+    body = {"query": {"match": {"text": QUERY}}, "size": 5,
+            "aggs": {"years": {"terms": {"field": "year", "size": 30}}}}
+    reranked = search(http, scifact_index, body).json()
+    baseline = search(http, scifact_index, body, {"rerank": "false"}).json()
+    assert reranked["aggregations"] == baseline["aggregations"]
+    assert reranked["hits"]["total"] == baseline["hits"]["total"]
+
+
+@pytest.mark.parametrize(("body", "params", "reason"), [
+    ({"query": {"match": {"text": QUERY}}, "sort": [{"year": "desc"}]}, {}, "sort"),
+    ({"query": {"match": {"text": QUERY}}, "size": 0}, {}, "size_zero"),
+    ({"query": {"match": {"text": QUERY}}, "sort": ["_score", {"year": "asc"}],
+      "search_after": [1.0, 2001]}, {}, "search_after"),
+    ({"query": {"match": {"text": QUERY}}}, {"scroll": "1m"}, "scroll"),
+    ({"query": {"match_all": {}}}, {}, "no_query_text"),
+    ({"query": {"match": {"text": QUERY}}}, {"rerank": "false"}, "rerank_false"),
+])
+def test_bypass_reasons(http: httpx.Client, policy: str, scifact_index: str,
+                        body: dict[str, Any], params: dict[str, str], reason: str) -> None:
+    response = search(http, scifact_index, body, params)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-crossrank-status"] == "bypassed"
+    assert response.headers["x-crossrank-reason"] == reason
+
+
+def test_query_text_override_and_window_param(http: httpx.Client, policy: str,
+                                              scifact_index: str, model: CrossEncoder) -> None:
+    body = {"query": {"match_all": {}}, "size": 3,
+            "ext": {"crossrank": {"query_text": QUERY, "window": 8}}}
+    response = search(http, scifact_index, body)
+    assert response.headers["x-crossrank-status"] == "reranked"
+    too_wide = search(http, scifact_index, {"query": {"match": {"text": "x"}}},
+                      {"rerank_window": "1000"})
+    assert too_wide.status_code == 400
+    assert "rerank_window" in too_wide.json()["error"]["reason"]
+
+
+def test_explain_exposes_first_stage(http: httpx.Client, policy: str,
+                                     scifact_index: str) -> None:
+    body = {"query": {"match": {"text": QUERY}}, "size": 5,
+            "ext": {"crossrank": {"explain": True}}}
+    hits = search(http, scifact_index, body).json()["hits"]["hits"]
+    for hit in hits:
+        info = hit["_crossrank"]
+        assert info["rerank_score"] == pytest.approx(hit["_score"])
+        assert info["first_stage_rank"] >= 0 and info["first_stage_score"] > 0
+
+
+def test_msearch_mixes_policies(http: httpx.Client, policy: str, scifact_index: str,
+                                os_client: OpenSearch, index_name: str) -> None:
+    os_client.index(index=index_name, id="1", body={"text": QUERY}, refresh=True)
+    lines = [{"index": scifact_index}, {"query": {"match": {"text": QUERY}}, "size": 4},
+             {"index": index_name}, {"query": {"match": {"text": QUERY}}},
+             {"index": scifact_index}, {"query": {"match": {"text": QUERY}}, "size": 4}]
+    ndjson = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    response = http.post("/_msearch", content=ndjson,
+                         headers={"content-type": "application/x-ndjson"})
+    assert response.status_code == 200, response.text
+    first, plain, again = response.json()["responses"]
+    single = search(http, scifact_index, {"query": {"match": {"text": QUERY}}, "size": 4}).json()
+    assert [h["_id"] for h in first["hits"]["hits"]] == [h["_id"] for h in single["hits"]["hits"]]
+    assert [h["_id"] for h in again["hits"]["hits"]] == [h["_id"] for h in single["hits"]["hits"]]
+    assert [h["_id"] for h in plain["hits"]["hits"]] == ["1"]
+
+
+def test_invalid_policy_is_refused_naming_the_field(http: httpx.Client,
+                                                    admin_token: str) -> None:
+    headers = {"x-crossrank-admin-token": admin_token}
+    bad = http.put("/_crossrank/policies/bad", headers=headers, json={"window": -3})
+    assert bad.status_code == 400
+    assert "window" in bad.json()["error"]["reason"]
+    unknown = http.put("/_crossrank/policies/bad", headers=headers, json={"windw": 3})
+    assert unknown.status_code == 400 and "windw" in unknown.json()["error"]["reason"]
+    no_token = http.put("/_crossrank/policies/bad", json={"window": 3})
+    assert no_token.status_code == 401
+
+
+def test_rerank_endpoint(http: httpx.Client, model: CrossEncoder) -> None:
+    docs = ["tumour growth in mice", "a recipe for bread", {"id": "x", "text": "cancer cells"}]
+    response = http.post("/_crossrank/rerank", json={
+        "query": QUERY, "documents": docs, "top_n": 2, "return_documents": True})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    texts = ["tumour growth in mice", "a recipe for bread", "cancer cells"]
+    scores = model.score([(QUERY, t) for t in texts])
+    expected = list(np.argsort(-scores, kind="stable")[:2])
+    assert [r["index"] for r in results] == expected
+    assert results[0]["document"]["text"] == texts[expected[0]]
+    empty = http.post("/_crossrank/rerank", json={"query": QUERY, "documents": []})
+    assert empty.status_code == 200 and empty.json()["results"] == []
+    bad = http.post("/_crossrank/rerank", json={"documents": ["x"]})
+    assert bad.status_code == 400 and "query" in bad.json()["error"]["reason"]
+
+
+class FailingScorer:
+    """Fault injection: a scorer that raises, as a crashed model runtime would."""
+
+    async def score(self, model: str, pairs: Any, *, max_length: int | None = None) -> Any:
+        raise RuntimeError("injected scorer failure")
+
+
+@pytest.fixture
+def faulty_proxy(opensearch_url: str, tiny_cross_encoder_dir: Path) -> Iterator[ServedProxy]:
+    settings: Settings = proxy_settings(opensearch_url, tiny_cross_encoder_dir)
+    app = build_app(settings)
+    app.replace_scorer(FailingScorer())
+    served = ServedProxy(app, settings.port).start()
+    yield served
+    served.stop()
+
+
+def test_scorer_failure_falls_back_to_first_stage(faulty_proxy: ServedProxy, policy: str,
+                                                  scifact_index: str, http: httpx.Client) -> None:
+    body = {"query": {"match": {"text": QUERY}}, "size": 5, "_source": ["year"]}
+    with httpx.Client(base_url=faulty_proxy.url, timeout=30) as client:
+        # the policy is shared through OpenSearch; wait for this replica to read it
+        response = client.post(f"/{scifact_index}/_search", json=body)
+    baseline = search(http, scifact_index, body, {"rerank": "false"}).json()
+    assert response.status_code == 200
+    assert response.headers["x-crossrank-status"] == "fallback"
+    assert response.headers["x-crossrank-reason"].startswith("scorer_error")
+    assert [h["_id"] for h in response.json()["hits"]["hits"]] == \
+        [h["_id"] for h in baseline["hits"]["hits"]]
+    assert all(set(h["_source"]) == {"year"} for h in response.json()["hits"]["hits"])
+
+
+def test_budget_of_one_ms_falls_back(http: httpx.Client, admin_token: str,
+                                     scifact_index: str, policy: str) -> None:
+    headers = {"x-crossrank-admin-token": admin_token}
+    current = http.get(f"/_crossrank/policies/{policy}").json()
+    tight = http.put(f"/_crossrank/policies/{policy}", headers=headers,
+                     json={**current, "budget_ms": 1, "window": 100})
+    assert tight.status_code == 200, tight.text
+    try:
+        body = {"query": {"match": {"text": QUERY}}, "size": 5}
+        response = search(http, scifact_index, body, {"rerank_window": "100"})
+        baseline = search(http, scifact_index, body, {"rerank": "false"}).json()
+        assert response.headers["x-crossrank-status"] == "fallback"
+        assert response.headers["x-crossrank-reason"] == "budget_exceeded"
+        assert [h["_id"] for h in response.json()["hits"]["hits"]] == \
+            [h["_id"] for h in baseline["hits"]["hits"]]
+    finally:
+        http.put(f"/_crossrank/policies/{policy}", headers=headers, json=current)
+
+
+def test_unreachable_opensearch_is_a_clean_502(tiny_cross_encoder_dir: Path) -> None:
+    from proxy_fixtures import free_port
+    settings = proxy_settings(f"http://127.0.0.1:{free_port()}", tiny_cross_encoder_dir,
+                              policy_refresh_s=60)
+    served = ServedProxy(build_app(settings), settings.port).start()
+    try:
+        response = httpx.post(f"{served.url}/anything/_search", json={"query": {}})
+        assert response.status_code == 502
+        error = response.json()
+        assert error["status"] == 502
+        assert error["error"]["root_cause"][0]["type"] == "crossrank_upstream_unavailable"
+    finally:
+        served.stop()

@@ -1,0 +1,76 @@
+"""A TCP relay on loopback between the proxy and the real OpenSearch node, for tests.
+
+It records what the proxy sent upstream (to check headers reach OpenSearch as the client sent
+them) and can delay the node's answers (to test timeouts). It forwards real bytes to a real
+node; it never answers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from urllib.parse import urlparse
+
+
+class Relay:
+    def __init__(self, target_url: str, *, delay_s: float = 0.0) -> None:
+        parsed = urlparse(target_url)
+        self.target = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+        self.delay_s = delay_s
+        self.sent = bytearray()  # everything the proxy sent towards OpenSearch
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="relay")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Relay:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("relay did not start")
+        return self
+
+    def stop(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                       record: bool, delay: float) -> None:
+            try:
+                while chunk := await src.read(65536):
+                    if record:
+                        self.sent.extend(chunk)
+                    if delay:
+                        await asyncio.sleep(delay)
+                    dst.write(chunk)
+                    await dst.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer, True, 0.0),
+                             pipe(up_reader, writer, False, self.delay_s))
