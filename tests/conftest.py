@@ -19,7 +19,7 @@ from opensearchpy import OpenSearch
 
 from crossrank.devnode import DevNode, NodeError
 
-# pytest_plugins = ["model_fixtures"]
+pytest_plugins = ["model_fixtures", "proxy_fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 

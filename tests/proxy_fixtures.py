@@ -32,7 +32,8 @@ class ServedProxy:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                lifespan="on", loop="asyncio", http="httptools")
+                                lifespan="on", loop="asyncio", http="httptools",
+                                server_header=False, date_header=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"proxy-{port}")
 

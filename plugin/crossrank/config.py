@@ -21,14 +21,23 @@ Environment variables override the file: ``CROSSRANK_UPSTREAM_URL``, ``CROSSRANK
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import re
 import string
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
 
@@ -56,6 +65,94 @@ class ABSplit(_Strict):
         return value.lower()
 
 
+def _check_path(path: str) -> str:
+    if not path or path.startswith(".") or path.endswith(".") or ".." in path:
+        raise ValueError(f"invalid _source path {path!r}")
+    return path
+
+
+def _template_fields(template: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+
+class EmbedSection(_Strict):
+    """The ingest hook: documents written to the policy's indices get a vector.
+
+    The text is read from ``text_fields`` (joined with ``separator``, or laid out by
+    ``template``) exactly as the reranker reads a hit; left out, the policy's own
+    ``text_fields``/``template``/``separator`` are used. The vector is written to
+    ``vector_field``, a ``knn_vector`` field (see ``crossrank.ingest.mapping``).
+    """
+
+    model: str
+    vector_field: str
+    text_fields: list[str] | None = Field(None, min_length=1)
+    template: str | None = None
+    separator: str | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError("must be the name of a configured embedder model, not a path or URL")
+        return value
+
+    @field_validator("vector_field")
+    @classmethod
+    def _check_vector_field(cls, value: str) -> str:
+        return _check_path(value)
+
+    @field_validator("text_fields")
+    @classmethod
+    def _check_fields(cls, value: list[str] | None) -> list[str] | None:
+        for path in value or []:
+            _check_path(path)
+        return value
+
+    @property
+    def fields(self) -> list[str]:
+        """The text fields (filled in from the policy when the section leaves them out)."""
+        assert self.text_fields is not None
+        return self.text_fields
+
+
+class HybridSection(_Strict):
+    """Proxy-side hybrid retrieval: BM25 and k-NN in one ``_msearch``, fused in the proxy.
+
+    ``fusion``: ``rrf`` (``sum w_i / (rank_constant + rank_i)``, 1-based ranks, as OpenSearch's
+    ``score-ranker-processor``) or ``rsf`` (min-max normalised scores, weighted mean).
+    ``weights`` are [BM25, k-NN]. ``depth`` candidates are asked from each side (at least the
+    page the request needs). ``vector_field`` and ``model`` default to the ``embed`` section's.
+    """
+
+    enabled: bool = True
+    fusion: Literal["rrf", "rsf"] = "rrf"
+    rank_constant: int = Field(60, ge=1, le=10_000)
+    weights: list[float] = Field(default_factory=lambda: [1.0, 1.0], min_length=2, max_length=2)
+    depth: int = Field(100, ge=1, le=10_000)
+    vector_field: str | None = None
+    model: str | None = None
+
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, value: list[float]) -> list[float]:
+        if not all(math.isfinite(w) and w >= 0 for w in value) or not any(value):
+            raise ValueError("must be two finite, non-negative numbers, not both zero")
+        return value
+
+    @field_validator("vector_field")
+    @classmethod
+    def _check_vector_field(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path(value)
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME_RE.match(value):
+            raise ValueError("must be the name of a configured embedder model, not a path or URL")
+        return value
+
+
 class Policy(_Strict):
     """Reranking policy for one index name, alias or wildcard pattern."""
 
@@ -73,6 +170,8 @@ class Policy(_Strict):
     blend_alpha: float = Field(0.5, ge=0.0, le=1.0)
     budget_ms: float | None = Field(None, gt=0)
     ab: ABSplit = Field(default_factory=ABSplit)
+    embed: EmbedSection | None = None
+    hybrid: HybridSection | None = None
 
     @field_validator("name")
     @classmethod
@@ -93,17 +192,57 @@ class Policy(_Strict):
     @classmethod
     def _check_fields(cls, value: list[str]) -> list[str]:
         for path in value:
-            if not path or path.startswith(".") or path.endswith(".") or ".." in path:
-                raise ValueError(f"invalid _source path {path!r}")
+            _check_path(path)
         return value
+
+    @field_validator("embed")
+    @classmethod
+    def _complete_embed(cls, value: EmbedSection | None,
+                        info: ValidationInfo) -> EmbedSection | None:
+        if value is None:
+            return None
+        if value.text_fields is None:
+            value = value.model_copy(update={
+                "text_fields": list(info.data.get("text_fields") or ["text"]),
+                "template": info.data.get("template") if value.template is None
+                else value.template})
+        if value.separator is None:
+            value = value.model_copy(update={"separator": info.data.get("separator", " ")})
+        if value.template is not None:
+            unknown = _template_fields(value.template) - set(value.fields)
+            if unknown:
+                raise ValueError(f"embed.template names fields not in embed.text_fields: "
+                                 f"{sorted(unknown)}")
+        for path in value.fields:
+            if _overlaps(path, value.vector_field):
+                raise ValueError(f"embed.vector_field {value.vector_field!r} overlaps the text "
+                                 f"field {path!r}")
+        return value
+
+    @field_validator("hybrid")
+    @classmethod
+    def _complete_hybrid(cls, value: HybridSection | None,
+                         info: ValidationInfo) -> HybridSection | None:
+        if value is None:
+            return None
+        embed: EmbedSection | None = info.data.get("embed")
+        update: dict[str, str] = {}
+        for name in ("vector_field", "model"):
+            if getattr(value, name) is None:
+                if embed is None and not value.enabled:
+                    continue
+                if embed is None:
+                    raise ValueError(f"hybrid.{name} is required when the policy has no "
+                                     f"embed section")
+                update[name] = getattr(embed, name)
+        return value.model_copy(update=update) if update else value
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Policy:
         if self.window > self.max_window:
             raise ValueError(f"window ({self.window}) exceeds max_window ({self.max_window})")
         if self.template is not None:
-            names = {f for _, f, _, _ in string.Formatter().parse(self.template) if f}
-            unknown = names - set(self.text_fields)
+            unknown = _template_fields(self.template) - set(self.text_fields)
             if unknown:
                 raise ValueError(f"template names fields not in text_fields: {sorted(unknown)}")
         if not self.indices:
@@ -112,6 +251,11 @@ class Policy(_Strict):
 
     def matches(self, index: str) -> bool:
         return any(fnmatch.fnmatchcase(index, pattern) for pattern in self.indices)
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Whether one dotted path is the other or lies under it."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
 
 
 class UpstreamSettings(_Strict):
@@ -148,6 +292,7 @@ class Settings(_Strict):
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     models: dict[str, Path] = Field(default_factory=dict)
     intra_op_threads: int = Field(0, ge=0)
+    score_cache_entries: int = Field(100_000, ge=0)
     policies: list[Policy] = Field(default_factory=list)
     policy_index: str = ".crossrank-policies"
     policy_refresh_s: float = Field(2.0, gt=0)
@@ -184,6 +329,30 @@ class Settings(_Strict):
             if value is not None:
                 data[key] = value
         return cls.model_validate(data)
+
+
+def policy_model_problems(policy: Policy, kinds: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(field, reason) for each model the policy names that is not loaded as the kind it
+    needs; ``kinds`` maps each loaded model to its kind (``cross-encoder`` or ``embedder``)."""
+    wanted = [("model", policy.model, "cross-encoder")]
+    if policy.embed is not None:
+        wanted.append(("embed.model", policy.embed.model, "embedder"))
+    if policy.hybrid is not None and policy.hybrid.enabled and policy.hybrid.model is not None:
+        wanted.append(("hybrid.model", policy.hybrid.model, "embedder"))
+    problems = []
+    for field, name, kind in wanted:
+        found = kinds.get(name)
+        if found is None:
+            loaded = ", ".join(sorted(n for n, k in kinds.items() if k == kind)) or "none"
+            problems.append((field, f"[{field}] no {kind} named '{name}' is loaded "
+                                    f"(loaded: {loaded})"))
+        elif found != kind:
+            problems.append((field, f"[{field}] model '{name}' is {_a(found)}, not {_a(kind)}"))
+    return problems
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 def policy_for(policies: list[Policy], indices: list[str]) -> Policy | None:

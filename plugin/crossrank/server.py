@@ -49,4 +49,4 @@ def serve(settings: Settings, models_dir: Path | None = None) -> None:
     app = build_app(settings, models_dir)
     uvicorn.run(app, host=settings.host, port=settings.port, lifespan="on",
                 loop="auto", http="auto", log_level="info", access_log=False,
-                timeout_graceful_shutdown=30)
+                timeout_graceful_shutdown=30, server_header=False, date_header=False)

@@ -55,7 +55,7 @@ def vector_index(os_client: OpenSearch, index_name: str) -> Iterator[str]:
 def test_knn_query_on_lucene_engine(os_client: OpenSearch, vector_index: str) -> None:
     res = os_client.search(index=vector_index, body={
         "size": 3, "query": {"knn": {"emb": {"vector": [0.0, 0.9, 0.1], "k": 3}}}})
-    assert [h["_id"] for h in res["hits"]["hits"]][0] == "pear"
+    assert res["hits"]["hits"][0]["_id"] == "pear"
     # lucene l2 score is 1 / (1 + d^2): pear is at squared distance 0.02
     assert res["hits"]["hits"][0]["_score"] == pytest.approx(1 / 1.02, rel=1e-5)
 

@@ -7,6 +7,7 @@ status), then the route: pass-through, search, msearch or the admin API.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -15,6 +16,7 @@ from crossrank.config import Settings
 from crossrank.proxy.admin import AdminContext, handle_admin
 from crossrank.proxy.errors import CrossrankError, error_body
 from crossrank.proxy.http import JSON_HEADERS, ClientDisconnected, Incoming, Receive, Scope, Send
+from crossrank.proxy.ingest_handler import IngestContext, handle_ingest
 from crossrank.proxy.metrics import Metrics
 from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
@@ -22,6 +24,7 @@ from crossrank.proxy.routes import RouteKind, classify
 from crossrank.proxy.search_handler import SearchContext, handle_msearch, handle_search
 from crossrank.proxy.upstream import Upstream
 from crossrank.search.pipeline import Scorer
+from crossrank.search.score_cache import ScoreCache
 
 log = logging.getLogger("crossrank.proxy")
 
@@ -50,11 +53,23 @@ class CrossrankApp:
         self.upstream = Upstream(settings.upstream)
         self.policies = PolicyStore(self.upstream, settings.policy_index, settings.policies,
                                     settings.policy_refresh_s)
-        self._search = SearchContext(self.upstream, self.policies, scorer, self.metrics)
+        self.score_cache = ScoreCache(settings.score_cache_entries)
+        self._search = SearchContext(self.upstream, self.policies, scorer, self.metrics,
+                                     settings.limits.max_json_depth, self.score_cache)
         self._admin = AdminContext(self.policies, scorer, self.metrics, self.upstream,
                                    settings.admin, model_names)
 
+    def replace_scorer(self, scorer: Scorer) -> None:
+        """Swap the scorer (fault-injection tests, or a scorer built after the app)."""
+        self.scorer = scorer
+        self._search.scorer = scorer
+        self._admin.scorer = scorer
+
     async def startup(self) -> None:
+        # Models load and warm up before the first request, off the event loop.
+        warmup = getattr(self.scorer, "warmup", None)
+        if callable(warmup):
+            await asyncio.to_thread(warmup)
         await self.policies.start()
 
     async def shutdown(self) -> None:
@@ -102,6 +117,11 @@ class CrossrankApp:
             await handle_msearch(request, route, self._search, send)
         elif kind is RouteKind.ADMIN:
             await handle_admin(request, route.admin_path, self._admin, send)
+        elif kind is RouteKind.BULK or kind is RouteKind.DOC:
+            if not hasattr(self, "_ingest"):  # TODO(lead): build in __init__, follow replace_scorer
+                self._ingest = IngestContext(self.upstream, self.policies, self.scorer)
+            self._ingest.embedder = self.scorer
+            await handle_ingest(request, route, self._ingest, send)
         else:
             await forward(request, self.upstream, send)
 

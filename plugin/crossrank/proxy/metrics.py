@@ -30,6 +30,9 @@ class Metrics:
         self.upstream_errors = Counter("crossrank_upstream_errors_total",
                                        "Failures talking to OpenSearch", ["type"],
                                        registry=self.registry)
+        self.cache_lookups = Counter("crossrank_score_cache_lookups_total",
+                                     "Score cache lookups by result (hit or miss)", ["result"],
+                                     registry=self.registry)
         self.in_flight = Gauge("crossrank_in_flight_requests", "Requests being served",
                                registry=self.registry)
 

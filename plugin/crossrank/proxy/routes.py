@@ -13,6 +13,8 @@ class RouteKind(Enum):
     SEARCH = "search"
     MSEARCH = "msearch"
     ADMIN = "admin"
+    BULK = "bulk"
+    DOC = "doc"  # one document written: _doc, _create, _update
 
 
 @dataclass(frozen=True)
@@ -20,10 +22,21 @@ class Route:
     kind: RouteKind
     indices: tuple[str, ...] = ()
     admin_path: str = ""
+    doc_action: str = ""  # DOC routes: index | create | update
+    doc_id: str | None = None  # DOC routes: the decoded id (None: OpenSearch assigns one)
 
 
 # Index names cannot start with '_', so "/_search" and "/idx/_search" are told apart.
 _SEARCH = re.compile(r"^/(?:(?P<index>[^/_][^/]*)/)?(?P<api>_search|_msearch)/?$")
+_BULK = re.compile(r"^/(?:(?P<index>[^/_][^/]*)/)?_bulk/?$")
+_DOC = re.compile(r"^/(?P<index>[^/_][^/]*)/(?P<api>_doc|_create|_update)(?:/(?P<id>[^/]+))?/?$")
+# (api, id given) -> (action, methods OpenSearch accepts)
+_DOC_APIS = {
+    ("_doc", True): ("index", ("PUT", "POST")),
+    ("_doc", False): ("index", ("POST",)),
+    ("_create", True): ("create", ("PUT", "POST")),
+    ("_update", True): ("update", ("POST",)),
+}
 ADMIN_PREFIX = "/_crossrank"
 
 
@@ -39,6 +52,20 @@ def classify(method: str, raw_path: str) -> Route:
         indices = split_indices(match["index"]) if match["index"] else ()
         kind = RouteKind.SEARCH if match["api"] == "_search" else RouteKind.MSEARCH
         return Route(kind, indices)
+    return _write_route(method, raw_path)
+
+
+def _write_route(method: str, raw_path: str) -> Route:
+    """The write APIs the ingest hook may embed for; anything else passes through."""
+    bulk = _BULK.match(raw_path)
+    if bulk and method in ("POST", "PUT"):
+        return Route(RouteKind.BULK, split_indices(bulk["index"]) if bulk["index"] else ())
+    doc = _DOC.match(raw_path)
+    if doc:
+        api = _DOC_APIS.get((doc["api"], doc["id"] is not None))
+        if api is not None and method in api[1]:
+            return Route(RouteKind.DOC, (unquote(doc["index"]),), doc_action=api[0],
+                         doc_id=unquote(doc["id"]) if doc["id"] else None)
     return Route(RouteKind.PASS_THROUGH)
 
 

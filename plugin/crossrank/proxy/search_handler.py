@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 import orjson
 
 from crossrank.config import Policy
 from crossrank.proxy.errors import InvalidJSON
 from crossrank.proxy.http import JSON_HEADERS, Incoming, Send, respond
+from crossrank.proxy.hybrid_retrieval import retrieve_first_stage
 from crossrank.proxy.metrics import Metrics
 from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
@@ -24,6 +24,7 @@ from crossrank.proxy.upstream import Upstream
 from crossrank.search.ndjson import NDJSONError, parse_msearch, render_msearch
 from crossrank.search.pipeline import Reranked, Scorer, rerank
 from crossrank.search.plan import CROSSRANK_PARAMS, PlanError, SearchPlan, plan_search
+from crossrank.search.score_cache import ScoreCache
 from crossrank.types import JSONObject
 
 _ENCODINGS = frozenset({b"accept-encoding"})
@@ -35,6 +36,17 @@ class SearchContext:
     policies: PolicyStore
     scorer: Scorer
     metrics: Metrics
+    max_json_depth: int = 100
+    cache: ScoreCache | None = None
+
+    async def rerank(self, items: list[tuple[SearchPlan, JSONObject]],
+                     started: float) -> list[Reranked]:
+        hits, misses = (self.cache.hits, self.cache.misses) if self.cache else (0, 0)
+        results = await rerank(items, self.scorer, started=started, cache=self.cache)
+        if self.cache is not None:
+            self.metrics.cache_lookups.labels("hit").inc(self.cache.hits - hits)
+            self.metrics.cache_lookups.labels("miss").inc(self.cache.misses - misses)
+        return results
 
 
 def _outcome_headers(plan: SearchPlan | None, status: str, reason: str | None,
@@ -50,7 +62,7 @@ def _outcome_headers(plan: SearchPlan | None, status: str, reason: str | None,
     return headers
 
 
-def _parse_body(body: bytes) -> JSONObject | None:
+def _parse_body(body: bytes, max_depth: int) -> JSONObject | None:
     if not body.strip():
         return None
     try:
@@ -59,7 +71,23 @@ def _parse_body(body: bytes) -> JSONObject | None:
         raise InvalidJSON(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(parsed, dict):
         raise InvalidJSON("request body must be a JSON object")
+    if json_depth(parsed) > max_depth:
+        raise InvalidJSON(f"request body nests deeper than {max_depth} levels")
     return parsed
+
+
+def json_depth(value: object) -> int:
+    """Nesting depth of a decoded JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in node)
+    return deepest
 
 
 async def handle_search(request: Incoming, route: Route, ctx: SearchContext,
@@ -73,7 +101,7 @@ async def handle_search(request: Incoming, route: Route, ctx: SearchContext,
         await forward(request, ctx.upstream, send, body=body,
                       extra_headers=_outcome_headers(None, "bypassed", "no_policy"))
         return
-    parsed = _parse_body(body)
+    parsed = _parse_body(body, ctx.max_json_depth)
     try:
         plan = plan_search(parsed, request.params(), policy, request.header_map())
     except PlanError as exc:
@@ -90,9 +118,8 @@ async def handle_search(request: Incoming, route: Route, ctx: SearchContext,
         return
 
     retrieve_began = time.perf_counter()
-    response = await ctx.upstream.request(
-        "POST", request.raw_path, urlencode(plan.upstream_params).encode(),
-        _upstream_headers(request), orjson.dumps(plan.upstream_body))
+    response = await retrieve_first_stage(ctx.upstream, ctx.scorer, plan, request.raw_path,
+                                          _upstream_headers(request))
     retrieve_ms = (time.perf_counter() - retrieve_began) * 1000
     if response.status_code != 200:
         _count(ctx, plan, "bypassed", "upstream_status")
@@ -100,7 +127,7 @@ async def handle_search(request: Incoming, route: Route, ctx: SearchContext,
                       JSON_HEADERS + _outcome_headers(plan, "bypassed", "upstream_status"))
         return
     first_stage = orjson.loads(response.content)
-    [result] = await rerank([(plan, first_stage)], ctx.scorer, started=started)
+    [result] = await ctx.rerank([(plan, first_stage)], started)
     _record(ctx, plan, result)
     timings = {"retrieve": retrieve_ms, "score": result.score_ms}
     await respond(send, 200, orjson.dumps(result.body),
@@ -111,6 +138,10 @@ async def handle_msearch(request: Incoming, route: Route, ctx: SearchContext,
                          send: Send) -> None:
     started = time.monotonic()
     body = await request.body()
+    if not ctx.policies.all() and b"crossrank" not in body and not _has_own_params(request):
+        await forward(request, ctx.upstream, send, body=body,
+                      extra_headers=_outcome_headers(None, "bypassed", "no_policy"))
+        return
     try:
         searches = parse_msearch(body)
     except NDJSONError as exc:
@@ -151,8 +182,7 @@ async def handle_msearch(request: Incoming, route: Route, ctx: SearchContext,
     todo = [(i, plan) for i, plan in enumerate(plans)
             if plan.rerank and i < len(responses) and "error" not in responses[i]
             and responses[i].get("status", 200) == 200]
-    results = await rerank([(plan, responses[i]) for i, plan in todo], ctx.scorer,
-                           started=started)
+    results = await ctx.rerank([(plan, responses[i]) for i, plan in todo], started)
     for (i, plan), result in zip(todo, results, strict=True):
         responses[i] = result.body
         _record(ctx, plan, result)

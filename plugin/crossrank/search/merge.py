@@ -26,86 +26,31 @@ response is not modified: the returned dict shares every part it does not change
 from __future__ import annotations
 
 import math
-import string
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 
 import numpy as np
 
 from crossrank.config import Policy
+from crossrank.search.doc_text import source_text
 from crossrank.search.errors import ScoreError
 from crossrank.search.plan import SearchPlan
 from crossrank.search.source_filter import source_filterer
-from crossrank.types import JSON, Hit, JSONObject, Scores
+from crossrank.types import Hit, JSONObject, Scores
 
 __all__ = ["document_texts", "merge_response"]
 
 
 def document_texts(hits: Sequence[Hit], policy: Policy) -> tuple[list[str], int]:
-    """One text per hit from its ``_source``, and how many (hit, field) values were missing.
-
-    A path is dotted (``meta.title``) and may also name a key that itself contains dots; arrays
-    on the way are flattened, and several values are joined with ``policy.separator``. A field
-    that is absent, null or empty counts as missing and contributes "".
-    """
-    template = _template(policy.template) if policy.template is not None else None
+    """One text per hit from its ``_source`` (see ``doc_text``), and how many (hit, field)
+    values were missing."""
     texts = []
     missing = 0
     for hit in hits:
         source = hit.get("_source") if isinstance(hit, dict) else None
-        values: dict[str, str] = {}
-        for path in policy.text_fields:
-            found: list[str] = []
-            _collect(source, path.split("."), found)
-            values[path] = policy.separator.join(found)
-            missing += not found
-        if template is None:
-            texts.append(policy.separator.join(value for value in values.values() if value))
-        else:
-            texts.append("".join(values[part[1:]] if part.startswith("\0") else part
-                                 for part in template).strip())
+        text, absent = source_text(source, policy.text_fields, policy.template, policy.separator)
+        texts.append(text)
+        missing += absent
     return texts, missing
-
-
-@lru_cache(maxsize=256)
-def _template(template: str) -> tuple[str, ...]:
-    """Literal parts and ``"\\0" + field`` parts. ``str.format`` is not used: it would read
-    ``{meta.title}`` as an attribute lookup."""
-    parts: list[str] = []
-    for literal, name, _, _ in string.Formatter().parse(template):
-        parts.append(literal)
-        if name is not None:
-            parts.append("\0" + name)
-    return tuple(parts)
-
-
-def _collect(node: JSON, parts: list[str], out: list[str]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _collect(item, parts, out)
-    elif not parts:
-        _leaves(node, out)
-    elif isinstance(node, dict):
-        for cut in range(len(parts), 0, -1):
-            key = ".".join(parts[:cut]) if cut > 1 else parts[0]
-            if key in node:
-                _collect(node[key], parts[cut:], out)
-
-
-def _leaves(node: JSON, out: list[str]) -> None:
-    if isinstance(node, str):
-        if node.strip():
-            out.append(node)
-    elif isinstance(node, bool):
-        out.append("true" if node else "false")
-    elif isinstance(node, int | float):
-        out.append(str(node))
-    elif isinstance(node, dict):
-        for value in node.values():
-            _leaves(value, out)
-    elif isinstance(node, list):
-        for value in node:
-            _leaves(value, out)
 
 
 def merge_response(plan: SearchPlan, response: JSONObject, scores: Scores | Sequence[float] | None,

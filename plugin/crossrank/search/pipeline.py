@@ -19,6 +19,7 @@ import numpy as np
 
 from crossrank.search.merge import document_texts, merge_response
 from crossrank.search.plan import SearchPlan
+from crossrank.search.score_cache import CacheKey, ScoreCache
 from crossrank.types import JSONObject, Pair, Scores
 
 
@@ -46,27 +47,38 @@ class _Job:
     response: JSONObject
     pairs: list[Pair]
     missing: int
+    keys: list[CacheKey]
+    cached: list[float | None]
     scores: Scores | None = None
     reason: str | None = None
 
+    def misses(self) -> list[int]:
+        return [i for i, value in enumerate(self.cached) if value is None]
+
 
 async def rerank(items: Sequence[tuple[SearchPlan, JSONObject]], scorer: Scorer, *,
-                 started: float) -> list[Reranked]:
+                 started: float, cache: ScoreCache | None = None) -> list[Reranked]:
     """Rerank each (plan, first-stage response); ``started`` is the request's monotonic start,
-    so that ``took`` can include crossrank's own time."""
+    so that ``took`` can include crossrank's own time. Scores found in ``cache`` are reused."""
     jobs = []
     for plan, response in items:
         assert plan.policy is not None and plan.query_text is not None
         hits = response.get("hits", {}).get("hits", [])[: plan.window]
         texts, missing = document_texts(hits, plan.policy)
-        jobs.append(_Job(plan, response, [(plan.query_text, t) for t in texts], missing))
+        keys = [ScoreCache.key(plan.policy.model, plan.policy.max_length, plan.query_text,
+                               str(hit.get("_index", "")), str(hit.get("_id", "")), text)
+                for hit, text in zip(hits, texts, strict=True)]
+        cached: list[float | None] = (cache.get_many(keys) if cache is not None
+                                      else [None] * len(keys))
+        jobs.append(_Job(plan, response, [(plan.query_text, t) for t in texts], missing,
+                         keys, cached))
 
     groups: dict[tuple[str, int | None], list[_Job]] = {}
     for job in jobs:
         assert job.plan.policy is not None
         groups.setdefault((job.plan.policy.model, job.plan.policy.max_length), []).append(job)
     score_began = time.perf_counter()
-    await asyncio.gather(*(_score_group(model, max_length, group, scorer)
+    await asyncio.gather(*(_score_group(model, max_length, group, scorer, cache)
                            for (model, max_length), group in groups.items()))
     score_ms = (time.perf_counter() - score_began) * 1000
 
@@ -83,30 +95,31 @@ async def rerank(items: Sequence[tuple[SearchPlan, JSONObject]], scorer: Scorer,
 
 
 async def _score_group(model: str, max_length: int | None, group: list[_Job],
-                       scorer: Scorer) -> None:
-    pairs = [pair for job in group for pair in job.pairs]
+                       scorer: Scorer, cache: ScoreCache | None) -> None:
+    todo = [(job, i) for job in group for i in job.misses()]
     budgets = [job.plan.policy.budget_ms for job in group
                if job.plan.policy is not None and job.plan.policy.budget_ms is not None]
     timeout = min(budgets) / 1000 if budgets else None
-    if not pairs:
-        for job in group:
-            job.scores = np.zeros(0, dtype=np.float32)
-        return
-    try:
-        scores = await asyncio.wait_for(scorer.score(model, pairs, max_length=max_length),
-                                        timeout)
-        if len(scores) != len(pairs) or not np.all(np.isfinite(scores)):
-            raise ValueError("scorer returned a wrong number of scores or non-finite values")
-    except TimeoutError:
-        _fail(group, "budget_exceeded")
-        return
-    except Exception as exc:  # any scorer failure degrades to the first-stage order
-        _fail(group, f"scorer_error:{type(exc).__name__}")
-        return
-    offset = 0
+    fresh = np.zeros(0, dtype=np.float32)
+    if todo:
+        pairs = [job.pairs[i] for job, i in todo]
+        try:
+            fresh = await asyncio.wait_for(
+                scorer.score(model, pairs, max_length=max_length), timeout)
+            if len(fresh) != len(pairs) or not np.all(np.isfinite(fresh)):
+                raise ValueError("scorer returned a wrong number of scores or non-finite values")
+        except TimeoutError:
+            _fail(group, "budget_exceeded")
+            return
+        except Exception as exc:  # any scorer failure degrades to the first-stage order
+            _fail(group, f"scorer_error:{type(exc).__name__}")
+            return
+        if cache is not None:
+            cache.put_many([job.keys[i] for job, i in todo], fresh.tolist())
+    for n, (job, i) in enumerate(todo):
+        job.cached[i] = float(fresh[n])
     for job in group:
-        job.scores = scores[offset: offset + len(job.pairs)]
-        offset += len(job.pairs)
+        job.scores = np.asarray(job.cached, dtype=np.float32)
 
 
 def _fail(group: list[_Job], reason: str) -> None:

@@ -1,0 +1,95 @@
+"""Scoring (query, document) pairs with an exported cross-encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from crossrank.models import token_batches
+from crossrank.models.manifest import Manifest, ScoreHead
+from crossrank.models.onnx_session import OnnxSession
+from crossrank.models.tokenization import Tokenizer
+from crossrank.types import Pair, Scores
+
+DEFAULT_MAX_BATCH_TOKENS = 16384
+
+
+class CrossEncoder:
+    """An ONNX cross-encoder: one score per (query, document) pair, higher is more relevant.
+
+    Calls are blocking and thread-safe; per-call options never change the instance.
+    """
+
+    def __init__(self, manifest: Manifest, session: OnnxSession, tokenizer: Tokenizer, *,
+                 max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS) -> None:
+        if manifest.kind != "cross-encoder" or manifest.score is None:
+            raise ValueError(f"manifest describes a {manifest.kind}, not a cross-encoder")
+        if max_batch_tokens < 1:
+            raise ValueError("max_batch_tokens must be positive")
+        self.manifest = manifest
+        self._head: ScoreHead = manifest.score
+        self._session = session
+        self._tokenizer = tokenizer
+        self.max_batch_tokens = max_batch_tokens
+
+    @classmethod
+    def load(cls, directory: Path, *, intra_op_threads: int = 0, graph_optimization: str = "all",
+             max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+             verify_checksums: bool = True) -> CrossEncoder:
+        manifest = Manifest.read(directory)
+        if verify_checksums:
+            manifest.verify(directory)
+        session = OnnxSession(directory / manifest.model_file,
+                              intra_op_threads=intra_op_threads,
+                              graph_optimization=graph_optimization)
+        return cls(manifest, session, Tokenizer(directory / manifest.tokenizer_file),
+                   max_batch_tokens=max_batch_tokens)
+
+    def score(self, pairs: Sequence[Pair], *, max_length: int | None = None) -> Scores:
+        """One score per pair, in input order. ``max_length`` can only lower the model's own
+        limit; the document is cut to fit, the query kept whole where it fits alone."""
+        return self.activate(self.raw_scores(pairs, max_length=max_length))
+
+    def raw_scores(self, pairs: Sequence[Pair], *, max_length: int | None = None) -> Scores:
+        """Scores before the manifest's activation (logits or log-odds)."""
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        limit = self.manifest.max_length if max_length is None else min(
+            max_length, self.manifest.max_length)
+        encodings = self._tokenizer.encode_pairs(pairs, limit)
+        scores = np.empty(len(pairs), dtype=np.float32)
+        for batch in token_batches.batches(encodings, self.max_batch_tokens,
+                                           self.manifest.pad_token_id):
+            logits = self._session.run(batch, self.manifest.output_name)
+            scores[batch.rows] = reduce_logits(logits, self._head)
+        return scores
+
+    def rank(self, query: str, texts: Sequence[str],
+             top_k: int | None = None) -> list[tuple[int, float]]:
+        """(position in ``texts``, score), best first; ties keep input order."""
+        if top_k is not None and top_k < 0:
+            raise ValueError("top_k must be >= 0")
+        scores = self.score([(query, text) for text in texts])
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [(int(i), float(scores[i])) for i in order]
+
+    def warmup(self) -> None:
+        self.score([("warm up", "a short document to run the graph once")])
+
+    def activate(self, raw: npt.NDArray[np.float32]) -> Scores:
+        """The manifest's activation applied to :meth:`raw_scores`."""
+        if self._head.activation == "sigmoid":
+            # tanh form: no overflow warning for large logits, unlike 1 / (1 + exp(-x))
+            return np.asarray(0.5 * (1.0 + np.tanh(0.5 * raw)), dtype=np.float32)
+        return raw
+
+
+def reduce_logits(logits: npt.NDArray[np.float32], head: ScoreHead) -> npt.NDArray[np.float32]:
+    """``(rows, num_labels)`` logits to one raw score per row, as the manifest's head says."""
+    chosen = logits[:, head.label]
+    if head.reduce == "log_odds":
+        return np.asarray(chosen - logits[:, 1 - head.label], dtype=np.float32)
+    return np.asarray(chosen, dtype=np.float32)

@@ -1,0 +1,82 @@
+"""Embedding texts with an exported sentence-transformers bi-encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from crossrank.models import token_batches
+from crossrank.models.cross_encoder import DEFAULT_MAX_BATCH_TOKENS
+from crossrank.models.manifest import Manifest, Pooling
+from crossrank.models.onnx_session import OnnxSession
+from crossrank.models.tokenization import Tokenizer
+
+Vectors = npt.NDArray[np.float32]
+
+
+class Embedder:
+    """An ONNX text embedder: token vectors from the graph, pooled (and normalised) in numpy
+    as the model's sentence-transformers modules say. Blocking and thread-safe."""
+
+    def __init__(self, manifest: Manifest, session: OnnxSession, tokenizer: Tokenizer, *,
+                 max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS) -> None:
+        if manifest.kind != "embedder" or manifest.pooling is None:
+            raise ValueError(f"manifest describes a {manifest.kind}, not an embedder")
+        if max_batch_tokens < 1:
+            raise ValueError("max_batch_tokens must be positive")
+        self.manifest = manifest
+        self._pooling: Pooling = manifest.pooling
+        self._session = session
+        self._tokenizer = tokenizer
+        self.max_batch_tokens = max_batch_tokens
+
+    @classmethod
+    def load(cls, directory: Path, *, intra_op_threads: int = 0, graph_optimization: str = "all",
+             max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+             verify_checksums: bool = True) -> Embedder:
+        manifest = Manifest.read(directory)
+        if verify_checksums:
+            manifest.verify(directory)
+        session = OnnxSession(directory / manifest.model_file,
+                              intra_op_threads=intra_op_threads,
+                              graph_optimization=graph_optimization)
+        return cls(manifest, session, Tokenizer(directory / manifest.tokenizer_file),
+                   max_batch_tokens=max_batch_tokens)
+
+    @property
+    def dimension(self) -> int:
+        return self._pooling.dimension
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """One vector per text, in input order, shape ``(len(texts), dimension)``."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return vectors
+        encodings = self._tokenizer.encode_texts(texts, self.manifest.max_length)
+        for batch in token_batches.batches(encodings, self.max_batch_tokens,
+                                           self.manifest.pad_token_id):
+            hidden = self._session.run(batch, self.manifest.output_name)
+            vectors[batch.rows] = pool(hidden, batch.attention_mask, self._pooling)
+        return vectors
+
+    def warmup(self) -> None:
+        self.embed(["warm up"])
+
+
+def pool(hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.int64],
+         pooling: Pooling) -> Vectors:
+    """Token vectors ``(rows, length, dim)`` to one vector per row."""
+    if pooling.mode == "cls":
+        pooled = hidden[:, 0, :]
+    elif pooling.mode == "max":
+        pooled = np.where(mask[:, :, None] > 0, hidden, -np.inf).max(axis=1)
+    else:
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    if pooling.normalize:
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        pooled = pooled / np.maximum(norms, 1e-12)
+    return np.asarray(pooled, dtype=np.float32)

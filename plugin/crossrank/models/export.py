@@ -1,0 +1,232 @@
+"""``export_model``: a local Hugging Face model directory to a crossrank model directory.
+
+The only module (with optimize.py, quantize.py and parity.py) that uses torch, transformers or
+optimum, and only inside the functions. Steps: check the source and the target (cheap, before
+any work), load the PyTorch model, export it with optimum, optionally optimise the graph and
+quantise it to int8, then measure parity against PyTorch with the crossrank runtime itself and
+install ``model.onnx``, ``tokenizer.json`` and ``crossrank.json`` into the target directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from crossrank.models.cross_encoder import CrossEncoder
+from crossrank.models.embedder import Embedder
+from crossrank.models.errors import ExportError, ManifestError
+from crossrank.models.manifest import MANIFEST_NAME, Kind, Manifest, Source, sha256_file
+from crossrank.models.onnx_session import OnnxSession
+from crossrank.models.source import Activation, SourceModel, inspect_source
+
+MODEL_FILE = "model.onnx"
+EXTERNAL_DATA_FILE = "model.onnx.data"
+TOKENIZER_FILE = "tokenizer.json"
+PARITY_MAX_LENGTH = 256
+# protobuf cannot hold more than 2 GiB: larger graphs keep their weights in a second file
+_EXTERNAL_DATA_BYTES = 1_800_000_000
+_TASKS = {"cross-encoder": ("text-classification", "logits"),
+          "embedder": ("feature-extraction", "last_hidden_state")}
+_VERSIONED = ("crossrank", "torch", "transformers", "optimum", "optimum-onnx", "onnx",
+              "onnxruntime", "tokenizers")
+
+
+def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
+                 quantize: Literal["int8"] | None = None,
+                 optimize: Literal["O1", "O2", "O3"] | None = None,
+                 max_length: int | None = None, label: int | None = None,
+                 activation: Activation | None = None, force: bool = False) -> Manifest:
+    """Export ``source`` (a local directory) into ``out`` and return the written manifest.
+
+    ``kind`` is inferred when not given (a *ForSequenceClassification model is a cross-encoder,
+    a sentence-transformers directory an embedder). ``label`` picks the relevance logit of a
+    multi-label classifier; two-label models score ``logit[1] - logit[0]`` by default.
+    ``activation`` overrides the one the model declares. ``out`` may be re-used for the same
+    model; it must not hold another model or other files unless ``force``.
+    """
+    if quantize not in (None, "int8"):
+        raise ExportError(f"quantize must be 'int8' or None, got {quantize!r}")
+    if optimize not in (None, "O1", "O2", "O3"):
+        raise ExportError(f"optimize must be 'O1', 'O2', 'O3' or None, got {optimize!r}")
+    model_source = inspect_source(source, kind=kind, label=label, activation=activation,
+                                  max_length=max_length)
+    out = Path(out).expanduser().absolute()
+    check_target(out, model_source.source, force=force)
+
+    # crossrank never downloads: every load below is from the local directory
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    tokenizer = _load_tokenizer(model_source)
+    model = _load_model(model_source)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as work:
+        staging = Path(work)
+        graph = _export_graph(model, model_source.kind, staging / "export")
+        if optimize is not None:
+            from crossrank.models.optimize import optimize_graph
+
+            graph = optimize_graph(staging / "export", optimize, staging / "optimized")
+        quantization = None
+        if quantize is not None:
+            from crossrank.models.quantize import quantize_int8
+
+            quantization = quantize_int8(graph, staging / "quantized.onnx")
+            graph = staging / "quantized.onnx"
+        final = staging / "final"
+        final.mkdir()
+        files = [*_place_graph(graph, final), _write_tokenizer(tokenizer, final)]
+        manifest = _manifest(model_source, final, files, tokenizer, optimize, quantization)
+        manifest.write(final)
+        manifest = manifest.model_copy(update={"parity": _parity(model, tokenizer, final)})
+        manifest.write(final)
+        _install(final, out)
+    return manifest
+
+
+def check_target(out: Path, source: Source, *, force: bool) -> None:
+    """Refuse an ``out`` that holds anything but an intact export of the same weights."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ExportError(f"{out} exists and is not a directory")
+    if force or not any(out.iterdir()):
+        return
+    hint = "choose another directory or pass force=True to overwrite"
+    try:
+        existing = Manifest.read(out)
+    except ManifestError:
+        raise ExportError(f"{out} is not empty and holds no readable crossrank model; "
+                          f"{hint}") from None
+    same = (existing.source.weights_sha256 == source.weights_sha256
+            if existing.source.weights_sha256 and source.weights_sha256
+            else existing.source.path == source.path)
+    if not same:
+        raise ExportError(f"{out} already holds a different model (exported from "
+                          f"{existing.source.path}); {hint}")
+    try:
+        existing.verify(out)
+    except ManifestError as exc:
+        raise ExportError(f"{out} holds this model, but modified after export ({exc}); "
+                          f"{hint}") from exc
+
+
+def _load_tokenizer(source: SourceModel) -> Any:
+    try:
+        from transformers import AutoTokenizer as auto_tokenizer
+    except ImportError as exc:
+        raise ExportError("export needs the export extra: pip install 'crossrank[export]'") from exc
+    try:
+        tokenizer = cast(Any, auto_tokenizer).from_pretrained(source.model_dir, use_fast=True,
+                                                             local_files_only=True)
+    except Exception as exc:  # transformers raises OSError, ValueError, TypeError, ...
+        raise ExportError(f"{source.model_dir}: no usable tokenizer ({exc}). crossrank needs a "
+                          "fast tokenizer: tokenizer.json, or files transformers can convert"
+                          ) from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ExportError(f"{source.model_dir}: only a slow (Python) tokenizer is available; "
+                          "crossrank needs a fast tokenizer (tokenizer.json)")
+    return tokenizer
+
+
+def _load_model(source: SourceModel) -> Any:
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    loader = AutoModelForSequenceClassification if source.kind == "cross-encoder" else AutoModel
+    try:
+        model = loader.from_pretrained(source.model_dir, local_files_only=True)
+    except Exception as exc:
+        raise ExportError(f"{source.model_dir}: transformers cannot load the model: {exc}") from exc
+    return model.float().eval()
+
+
+def _export_graph(model: Any, kind: Kind, directory: Path) -> Path:
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    task, _ = _TASKS[kind]
+    with warnings.catch_warnings():
+        # the TorchScript tracer's notes on constants and the legacy-exporter notice
+        warnings.simplefilter("ignore")
+        onnx_export_from_model(model, output=directory, task=task, do_validation=False,
+                               device="cpu")
+    return directory / MODEL_FILE
+
+
+def _place_graph(graph: Path, final: Path) -> list[str]:
+    """Save the graph as ``model.onnx`` (weights in ``model.onnx.data`` past 2 GB)."""
+    import onnx
+
+    model = onnx.load(str(graph))
+    large = sum(tensor.ByteSize() for tensor in model.graph.initializer) > _EXTERNAL_DATA_BYTES
+    onnx.save_model(model, str(final / MODEL_FILE), save_as_external_data=large,
+                    all_tensors_to_one_file=True, location=EXTERNAL_DATA_FILE)
+    return [MODEL_FILE, EXTERNAL_DATA_FILE] if large else [MODEL_FILE]
+
+
+def _write_tokenizer(tokenizer: Any, final: Path) -> str:
+    import tokenizers  # type: ignore[import-untyped]
+
+    backend = tokenizers.Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_padding()
+    backend.no_truncation()
+    backend.save(str(final / TOKENIZER_FILE))
+    return TOKENIZER_FILE
+
+
+def _manifest(source: SourceModel, final: Path, files: list[str], tokenizer: Any,
+              optimize: str | None, quantization: Any) -> Manifest:
+    _, output_name = _TASKS[source.kind]
+    session = OnnxSession(final / MODEL_FILE)
+    if output_name not in session.outputs:
+        raise ExportError(f"the exported graph has outputs {session.outputs}, not {output_name}")
+    pad_token_id = tokenizer.pad_token_id
+    if pad_token_id is None:
+        pad_token_id = source.config.get("pad_token_id") or 0
+    return Manifest(
+        kind=source.kind, model_file=MODEL_FILE, tokenizer_file=TOKENIZER_FILE,
+        source=source.source, architecture=source.architecture, model_type=source.model_type,
+        max_length=source.max_length, input_names=tuple(session.inputs),
+        output_name=output_name, pad_token_id=int(pad_token_id), score=source.score,
+        pooling=source.pooling, optimization=optimize, quantization=quantization,
+        checksums={name: sha256_file(final / name) for name in files},
+        exported_with=_versions())
+
+
+def _parity(model: Any, tokenizer: Any, final: Path) -> Any:
+    from crossrank.models import parity
+    from crossrank.models.sample_texts import pair_sample
+
+    manifest = Manifest.read(final)
+    if manifest.kind == "embedder":
+        return parity.embedder_parity(model, tokenizer, Embedder.load(final))
+    exported = CrossEncoder.load(final)
+    return parity.cross_encoder_parity(model, tokenizer, exported, pair_sample(),
+                                       min(manifest.max_length, PARITY_MAX_LENGTH))
+
+
+def _install(final: Path, out: Path) -> None:
+    """Move the files in; the manifest last, so a reader never sees it ahead of its files."""
+    out.mkdir(parents=True, exist_ok=True)
+    stale: set[str] = set()
+    if (out / MANIFEST_NAME).is_file():
+        with contextlib.suppress(ManifestError):
+            stale = set(Manifest.read(out).checksums)
+    manifest = Manifest.read(final)
+    for name in manifest.checksums:
+        os.replace(final / name, out / name)
+    for name in stale - set(manifest.checksums):
+        (out / name).unlink(missing_ok=True)
+    os.replace(final / MANIFEST_NAME, out / MANIFEST_NAME)
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for package in _VERSIONED:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -1,0 +1,262 @@
+"""The ingest hook on the wire: ``_bulk``, ``_doc``, ``_create`` and ``_update`` for indices
+whose policy has an ``embed`` section.
+
+The decision is cheap and made before the body is read where it can be: a single-document
+write to an index without an embed policy, and any ``_bulk`` while no policy embeds, stream
+through byte for byte. Otherwise the body is read, planned (``crossrank.ingest.plan``), and:
+
+1. updates that need it have their stored document read (one ``_mget``, with the client's
+   credentials);
+2. every text of the request is embedded, one call per model;
+3. each target index is checked to map the vector field as a ``knn_vector`` of that
+   dimension (an index that does not exist is created so; the answer is cached a minute);
+4. the request goes to OpenSearch with the vectors in, and OpenSearch's answer comes back as
+   it is, per-item results included.
+
+A failure in 1-3 fails the request as a whole and nothing is written: an embedding failure is
+a 500 ``crossrank_embedding_exception``, a wrong mapping a 400 naming the index and the field.
+Neither is a status that clients retry on their own.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from crossrank.config import EmbedSection, Policy
+from crossrank.ingest.embed import EmbeddingError, embed_plan, embedding_dimension
+from crossrank.ingest.mapping import check_mappings, index_body
+from crossrank.ingest.plan import (
+    IngestPlan,
+    WriteOp,
+    bulk_ops,
+    complete,
+    plan_ingest,
+    render,
+    rewrite_bulk,
+)
+from crossrank.proxy.errors import BadRequest, CrossrankError, InvalidJSON, UpstreamError
+from crossrank.proxy.http import Incoming, Send
+from crossrank.proxy.passthrough import forward
+from crossrank.proxy.policy_store import PolicyStore
+from crossrank.proxy.routes import Route, RouteKind
+from crossrank.proxy.upstream import Upstream
+from crossrank.search.ndjson import NDJSONError
+from crossrank.types import JSONObject
+
+log = logging.getLogger("crossrank.ingest")
+
+_JSON = (b"content-type", b"application/json")
+_DROPPED = frozenset({b"content-type", b"content-length", b"content-encoding",
+                      b"accept-encoding", b"transfer-encoding"})
+
+
+class EmbeddingFailed(CrossrankError):
+    """The documents' vectors could not be computed; nothing was written."""
+
+    status = 500
+    error_type = "crossrank_embedding_exception"
+
+
+class MappingMismatch(BadRequest):
+    """A target index cannot hold the vectors (no knn_vector field, wrong dimension, ...)."""
+
+    error_type = "crossrank_mapping_exception"
+
+
+@dataclass
+class MappingCache:
+    """Indices whose mapping was found right, for ``ttl_s`` seconds."""
+
+    ttl_s: float = 60.0
+    _checked: dict[tuple[str, str, int | None], float] = field(default_factory=dict)
+
+    def fresh(self, key: tuple[str, str, int | None]) -> bool:
+        checked = self._checked.get(key)
+        return checked is not None and time.monotonic() - checked < self.ttl_s
+
+    def remember(self, key: tuple[str, str, int | None]) -> None:
+        self._checked[key] = time.monotonic()
+
+
+@dataclass
+class IngestContext:
+    upstream: Upstream
+    policies: PolicyStore
+    embedder: object
+    mappings: MappingCache = field(default_factory=MappingCache)
+
+
+def embed_section(policies: PolicyStore, index: str) -> EmbedSection | None:
+    policy: Policy | None = policies.for_indices([index])
+    return policy.embed if policy is not None else None
+
+
+async def handle_ingest(request: Incoming, route: Route, ctx: IngestContext, send: Send) -> None:
+    if route.kind is RouteKind.DOC:
+        section = embed_section(ctx.policies, route.indices[0])
+        if section is None:
+            await forward(request, ctx.upstream, send)
+            return
+    elif not any(policy.embed is not None for policy in ctx.policies.all()):
+        await forward(request, ctx.upstream, send)
+        return
+
+    raw = await request.body()
+    body, decoded = _decode(raw, request.header("content-encoding"))
+    params = dict(request.params())
+    default_index = route.indices[0] if len(route.indices) == 1 else None
+    if route.kind is RouteKind.BULK:
+        try:
+            ops = bulk_ops(body, default_index, params.get("routing"))
+        except NDJSONError as exc:
+            raise InvalidJSON(f"_bulk body, line {exc.line}: {exc.reason}") from exc
+    else:
+        ops = [WriteOp(route.doc_action, default_index, route.doc_id, params.get("routing"),
+                       body)]
+    plan = plan_ingest(ops, lambda index: embed_section(ctx.policies, index))
+    if not plan.sections:
+        await forward(request, ctx.upstream, send, body=raw)
+        return
+
+    headers = _internal_headers(request)
+    if plan.lookups:
+        complete(plan, await _lookup(ctx.upstream, plan, headers))
+    try:
+        vectors = await embed_plan(plan, ctx.embedder)
+    except EmbeddingError as exc:
+        log.warning("ingest refused: %s", exc)
+        raise EmbeddingFailed(f"{exc}; nothing was written") from exc
+    dimensions = {model: await embedding_dimension(ctx.embedder, model)
+                  for model in plan.models}
+    for slot, vector in vectors.items():
+        if vector is not None:
+            dimensions[plan.sections[slot.op].model] = len(vector)
+    await _ensure_mappings(ctx, plan, dimensions, headers,
+                           create=params.get("require_alias") != "true")
+
+    new_bodies = render(plan, vectors)
+    if route.kind is RouteKind.BULK:
+        out = rewrite_bulk(body, ops, new_bodies)
+    else:
+        out = new_bodies.get(0, body)
+    if out is raw:
+        await forward(request, ctx.upstream, send, body=raw)
+        return
+    sent = request if not decoded else replace(request, headers=[
+        (k, v) for k, v in request.headers if k.lower() != b"content-encoding"])
+    await forward(sent, ctx.upstream, send, body=out)
+
+
+def _decode(raw: bytes, encoding: str | None) -> tuple[bytes, bool]:
+    """The body without its Content-Encoding (OpenSearch accepts gzip and deflate)."""
+    if not encoding or encoding.strip().lower() == "identity":
+        return raw, False
+    name = encoding.strip().lower()
+    try:
+        if name == "gzip":
+            return gzip.decompress(raw), True
+        if name == "deflate":
+            return zlib.decompress(raw), True
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InvalidJSON(f"request body is not valid {name}: {exc}") from exc
+    raise BadRequest(f"unsupported Content-Encoding [{encoding}]")
+
+
+def _internal_headers(request: Incoming) -> list[tuple[bytes, bytes]]:
+    """The client's headers (its credentials above all) for crossrank's own requests."""
+    return [(k, v) for k, v in request.headers if k.lower() not in _DROPPED] + [_JSON]
+
+
+async def _lookup(upstream: Upstream, plan: IngestPlan,
+                  headers: list[tuple[bytes, bytes]]) -> dict[int, JSONObject | None]:
+    """The stored sources of the looked-up updates (None: no such document)."""
+    docs = []
+    for lookup in plan.lookups:
+        doc: JSONObject = {"_index": lookup.index, "_id": lookup.doc_id,
+                           "_source": {"includes": list(lookup.paths)}}
+        if lookup.routing is not None:
+            doc["routing"] = lookup.routing
+        docs.append(doc)
+    response = await upstream.request("POST", "/_mget", b"", headers,
+                                      orjson.dumps({"docs": docs}))
+    if response.status_code != 200:
+        raise _upstream_failure("reading the documents to update", response)
+    found = orjson.loads(response.content).get("docs", [])
+    stored: dict[int, JSONObject | None] = {}
+    for lookup, entry in zip(plan.lookups, found, strict=False):
+        if isinstance(entry, dict) and entry.get("found"):
+            source = entry.get("_source")
+            stored[lookup.op] = source if isinstance(source, dict) else {}
+        else:
+            stored[lookup.op] = None  # missing, or an error such as a missing index
+    return stored
+
+
+async def _ensure_mappings(ctx: IngestContext, plan: IngestPlan,
+                           dimensions: Mapping[str, int | None],
+                           headers: list[tuple[bytes, bytes]], *, create: bool) -> None:
+    for index, section in plan.targets.items():
+        dimension = dimensions.get(section.model)
+        key = (index, section.vector_field, dimension)
+        if ctx.mappings.fresh(key):
+            continue
+        path = "/" + quote(index, safe=",*")
+        response = await ctx.upstream.request("GET", path, b"", headers)
+        if response.status_code == 404 and create:
+            response = await _create_index(ctx.upstream, path, index, section, dimension, headers)
+        if response.status_code in (401, 403):
+            continue  # the client may write but not read settings: OpenSearch will judge
+        if response.status_code == 404:
+            continue  # no index and none to be created here: OpenSearch answers as usual
+        if response.status_code != 200:
+            raise _upstream_failure(f"reading the mapping of [{index}]", response)
+        problems = check_mappings(orjson.loads(response.content), section.vector_field,
+                                  dimension)
+        if problems:
+            raise MappingMismatch(
+                "the index cannot hold the documents' vectors (embedder "
+                f"[{section.model}]): " + "; ".join(problems) + "; nothing was written",
+                field=section.vector_field)
+        ctx.mappings.remember(key)
+
+
+async def _create_index(upstream: Upstream, path: str, index: str, section: EmbedSection,
+                        dimension: int | None,
+                        headers: list[tuple[bytes, bytes]]) -> httpx.Response:
+    """Create the index with the vector field mapped; then read it back as ``GET`` would."""
+    if dimension is None:
+        raise EmbeddingFailed(f"index [{index}] does not exist and the dimension of embedder "
+                              f"[{section.model}] is unknown; nothing was written")
+    created = await upstream.request("PUT", path, b"", headers, orjson.dumps(
+        index_body(section.vector_field, dimension)))
+    if created.status_code not in (200, 201) \
+            and b"resource_already_exists_exception" not in created.content:
+        raise _upstream_failure(f"creating index [{index}] for its vectors", created)
+    log.info("created index [%s] with knn_vector field [%s] (dimension %d)", index,
+             section.vector_field, dimension)
+    return await upstream.request("GET", path, b"", headers)
+
+
+def _upstream_failure(what: str, response: httpx.Response) -> CrossrankError:
+    reason = response.text[:500]
+    try:
+        error = orjson.loads(response.content).get("error")
+        if isinstance(error, dict):
+            reason = str(error.get("reason") or reason)
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    if 400 <= response.status_code < 500:
+        failure: CrossrankError = BadRequest(f"{what} failed: {reason}; nothing was written")
+        failure.status = response.status_code
+        return failure
+    return UpstreamError(f"{what} failed with status {response.status_code}: {reason}; "
+                         "nothing was written")
