@@ -31,7 +31,7 @@ opensearch: venv
 	$(CROSSRANK) opensearch build
 
 models: venv
-	$(BIN)/python -m crossrank.models.bootstrap onnx_models
+	$(BIN)/python scripts/prepare_models.py
 
 run: opensearch models
 	$(BIN)/python scripts/run_demo.py --opensearch-port $(OPENSEARCH_PORT) --port $(PROXY_PORT)
@@ -42,7 +42,6 @@ stop: venv
 
 lint: venv
 	$(BIN)/ruff check plugin tests benchmarks scripts
-	$(BIN)/ruff format --check plugin tests benchmarks scripts || true
 
 typecheck: venv
 	$(BIN)/mypy

@@ -121,5 +121,39 @@ def serve_command(
     serve(settings, models_dir)
 
 
+@app.command("export")
+def export_command(
+    model: Annotated[str, typer.Argument(
+        help="A local Hugging Face model directory (the hub is not reachable from here).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory, e.g. onnx_models/NAME.")],
+    kind: Annotated[str | None, typer.Option(
+        help="cross-encoder or embedder (default: inferred from the model).")] = None,
+    quantize: Annotated[str | None, typer.Option(help="int8: dynamic int8 quantisation.")] = None,
+    optimize: Annotated[str | None, typer.Option(help="Graph optimisation: O1, O2 or O3.")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Maximum tokens per pair/text.")] = None,
+    label: Annotated[int | None, typer.Option(
+        help="Which logit is relevance, for classifiers with more than two labels.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite a different model in --out.")] = False,
+) -> None:
+    """Export a Hugging Face cross-encoder or sentence-transformers embedder to ONNX."""
+    try:
+        from crossrank.models.errors import ExportError
+        from crossrank.models.export import export_model
+    except ImportError as exc:  # the export extra is not installed
+        typer.echo(f"error: {exc}; install the export extra: pip install 'crossrank[export]'",
+                   err=True)
+        raise typer.Exit(2) from exc
+    try:
+        manifest = export_model(model, out, kind=kind, quantize=quantize,  # type: ignore[arg-type]
+                                optimize=optimize, max_length=max_length,  # type: ignore[arg-type]
+                                label=label, force=force)
+    except ExportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"exported {manifest.kind} to {out}")
+    typer.echo(manifest.model_dump_json(indent=2, include={"parity", "quantization",
+                                                           "max_length"}))
+
+
 if __name__ == "__main__":
     app()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from crossrank.config import Settings
 from crossrank.models.registry import ModelRegistry, discover_models
+from crossrank.proxy import access_log
 from crossrank.proxy.app import CrossrankApp
 
 DEFAULT_MODELS_DIR = Path("onnx_models")
@@ -45,8 +46,8 @@ def build_app(settings: Settings, models_dir: Path | None = None) -> CrossrankAp
 def serve(settings: Settings, models_dir: Path | None = None) -> None:
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    access_log.configure(logging.INFO)
     app = build_app(settings, models_dir)
     uvicorn.run(app, host=settings.host, port=settings.port, lifespan="on",
-                loop="auto", http="auto", log_level="info", access_log=False,
+                loop="auto", http="auto", log_level="info", access_log=False, log_config=None,
                 timeout_graceful_shutdown=30, server_header=False, date_header=False)

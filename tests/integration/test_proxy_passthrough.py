@@ -165,6 +165,8 @@ def test_headers_reach_opensearch_as_sent(opensearch_url: str,
         sent = bytes(relay.sent).lower()
         assert b"authorization: basic dxnlcjpwdw==" in sent
         assert b"x-opaque-id: trace-42" in sent
+        # a request id joins the proxy's log line to OpenSearch's side, and comes back
+        assert b"x-request-id: " + response.headers["x-request-id"].encode() in sent
         assert b"get /_cluster/health?local=true http/1.1" in sent
         # the request goes to the configured upstream, whatever Host the client named
         assert b"evil.example" not in sent

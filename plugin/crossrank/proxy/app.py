@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from crossrank.config import Settings
+from crossrank.proxy.access_log import REQUEST_ID_HEADER, log_request, request_id
 from crossrank.proxy.admin import AdminContext, handle_admin
 from crossrank.proxy.errors import CrossrankError, error_body
 from crossrank.proxy.http import JSON_HEADERS, ClientDisconnected, Incoming, Receive, Scope, Send
@@ -32,15 +33,23 @@ log = logging.getLogger("crossrank.proxy")
 class _ResponseTracker:
     """Remembers whether a response has started, so errors are never sent mid-stream."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, request_id: str) -> None:
         self._send = send
+        self._request_id = request_id.encode("ascii")
         self.started = False
         self.status = 0
+        self.outcome: str | None = None
 
     async def __call__(self, message: Any) -> None:
         if message["type"] == "http.response.start":
             self.started = True
             self.status = message["status"]
+            headers = list(message.get("headers", []))
+            for key, value in headers:
+                if key == b"x-crossrank-status":
+                    self.outcome = value.decode("latin-1")
+            headers.append((REQUEST_ID_HEADER, self._request_id))
+            message = {**message, "headers": headers}
         await self._send(message)
 
 
@@ -82,8 +91,11 @@ class CrossrankApp:
             return
         if scope["type"] != "http":
             return
-        tracker = _ResponseTracker(send)
         request = Incoming.from_scope(scope, receive, self.settings.limits.max_body_bytes)
+        rid, given = request_id(request.headers)
+        if not given:  # the same id reaches OpenSearch, to join both sides' logs
+            request.headers.append((REQUEST_ID_HEADER, rid.encode("ascii")))
+        tracker = _ResponseTracker(send, rid)
         route = classify(request.method, request.raw_path)
         began = time.perf_counter()
         self.metrics.in_flight.inc()
@@ -104,6 +116,8 @@ class CrossrankApp:
                 await tracker({"type": "http.response.body", "body": error_body(
                     500, "crossrank_exception", "internal error in crossrank (see its log)")})
         finally:
+            log_request(rid, request.method, request.raw_path, tracker.status,
+                        route.kind.value, began, tracker.outcome)
             self.metrics.in_flight.dec()
             self.metrics.requests.labels(route.kind.value, "", str(tracker.status)).inc()
             self.metrics.latency.labels(route.kind.value, "").observe(
