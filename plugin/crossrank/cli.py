@@ -10,6 +10,7 @@ import typer
 
 from crossrank.devnode import DevNode, NodeError
 from crossrank.devnode.node import default_home
+from crossrank.eval.command import eval_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Cross-encoder reranking proxy for OpenSearch.")
@@ -153,6 +154,9 @@ def export_command(
     typer.echo(f"exported {manifest.kind} to {out}")
     typer.echo(manifest.model_dump_json(indent=2, include={"parity", "quantization",
                                                            "max_length"}))
+
+
+app.command("eval")(eval_command)
 
 
 if __name__ == "__main__":

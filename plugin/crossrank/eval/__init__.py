@@ -1,0 +1,1 @@
+"""Offline evaluation of the proxy's arms on judged data (`crossrank eval`)."""

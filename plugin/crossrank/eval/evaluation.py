@@ -1,0 +1,104 @@
+"""One evaluation, start to finish: load a judged collection, index it through the proxy, run
+every arm at every window (or the rerank-only shortcut), score, compare, write the report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from opensearchpy import OpenSearch
+
+from crossrank.eval.arms import select_arms
+from crossrank.eval.datasets import Judged, load_dataset
+from crossrank.eval.indexing import ensure_index
+from crossrank.eval.options import EvalOptions
+from crossrank.eval.proxy_client import EvalError, ProxyClient
+from crossrank.eval.report import EvalReport, write_report
+from crossrank.eval.rerank_only import run_rerank_only
+from crossrank.eval.results import compare_runs, comparison_pairs, score_run
+from crossrank.eval.runner import ArmRun, PolicySpec, plan_runs, run_searches
+
+
+def _limited(judged: Judged, limit: int | None) -> Judged:
+    if not limit:
+        return judged
+    qids = list(judged.queries)[:limit]
+    return Judged({q: judged.queries[q] for q in qids}, {q: judged.qrels[q] for q in qids},
+                  judged.qrels_path, judged.skipped_no_relevant)
+
+
+def _check_proxy(client: ProxyClient, models: tuple[str, ...]) -> None:
+    health = client.health()
+    if "status" not in health:
+        raise EvalError(f"{client.url} does not look like a crossrank proxy: {health}")
+    loaded = health.get("models")
+    if isinstance(loaded, list):
+        absent = [m for m in models if m not in loaded]
+        if absent:
+            raise EvalError(f"model(s) {', '.join(absent)} not loaded by the proxy "
+                            f"(loaded: {', '.join(map(str, loaded)) or 'none'})")
+
+
+def run_evaluation(options: EvalOptions) -> tuple[EvalReport, dict[str, Path]]:
+    dataset = load_dataset(options.dataset, options.qrels)
+    judged = _limited(dataset.judged, options.limit)
+    settings: dict[str, object] = {
+        "mode": "rerank-only" if options.rerank_only else "search", "proxy": options.proxy,
+        "model": ",".join(options.models), "size": options.size}
+    runs: list[ArmRun]
+    with ProxyClient(options.proxy, admin_token=options.admin_token) as client:
+        if options.rerank_only:
+            _check_proxy(client, options.models)
+            runs = run_rerank_only(client, judged, dataset.corpus_path, options.models,
+                                   template=options.template, warmup=options.warmup,
+                                   progress=options.progress)
+            settings.update(template=options.template, size=None, windows=[])
+        else:
+            arms = select_arms(options.arms, options.arms_file)
+            windows = tuple(sorted(set(options.windows)))
+            if any(arm.rerank for arm in arms):
+                _check_proxy(client, options.models[:1])
+            index = options.index_name(dataset)
+            bulk_client = OpenSearch(options.proxy, timeout=120)  # an ordinary client
+            try:
+                indexed = ensure_index(bulk_client, index, dataset.corpus,
+                                       analyzer=options.analyzer, reindex=options.reindex,
+                                       progress=options.progress)
+            finally:
+                bulk_client.close()
+            policy = (PolicySpec(f"{index}-eval", index, options.models[0], windows,
+                                 template=options.template)
+                      if options.manage_policy else None)
+            runs = run_searches(client, index, judged, plan_runs(arms, windows),
+                                size=options.size, policy=policy, warmup=options.warmup,
+                                progress=options.progress)
+            settings.update(index=index, indexing=indexed.action, windows=list(windows),
+                            arms=[{"name": a.name, "rerank": a.rerank, "query": a.query,
+                                   "policy": a.policy} for a in arms],
+                            analyzer=options.analyzer,
+                            policy=policy.body({}) if policy else None)
+    results = [score_run(run, judged.qrels) for run in runs]
+    notes = list(options.notes) + _outcome_notes(runs)
+    report = EvalReport(
+        dataset={"name": dataset.name, "root": str(dataset.root),
+                 "qrels": str(judged.qrels_path), "queries": len(judged.queries),
+                 "judgments": sum(len(d) for d in judged.qrels.values()),
+                 "skipped_no_relevant": judged.skipped_no_relevant,
+                 "documents": dataset.corpus.count, "fingerprint": dataset.corpus.fingerprint},
+        settings=settings, results=results,
+        comparisons=compare_runs(results, comparison_pairs(runs)),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        command=options.command_line(), notes=notes)
+    return report, write_report(report, options.out_dir(dataset))
+
+
+def _outcome_notes(runs: list[ArmRun]) -> list[str]:
+    """Rerank runs in which some searches were not reranked: their numbers mix two arms."""
+    notes = []
+    for run in runs:
+        missed = sum(n for status, n in run.statuses.items() if status != "reranked")
+        if run.arm.rerank and missed:
+            reasons = ", ".join(f"{r} x{n}" for r, n in run.reasons.items()) or "none given"
+            notes.append(f"{run.key}: {missed} of {len(run.ranked)} searches were not "
+                         f"reranked ({dict(run.statuses)}; reasons: {reasons})")
+    return notes
