@@ -108,7 +108,7 @@ def main() -> None:
     try:
         health = wait_ready(proxy, server)
         models = health.get("models")
-        if not isinstance(models, list) or "default" not in models:
+        if not isinstance(models, dict) or models.get("default") != "cross-encoder":
             sys.exit(f"the proxy has no 'default' cross-encoder (models: {models}); "
                      "run `make models` first")
         eval_args = ["--dataset", str(args.dataset), "--qrels",

@@ -40,7 +40,7 @@ def found_kinds(found: dict[str, Path]) -> dict[str, str]:
 def build_app(settings: Settings, models_dir: Path | None = None) -> CrossrankApp:
     models = resolve_models(settings, models_dir)
     registry = ModelRegistry(models, intra_op_threads=settings.intra_op_threads)
-    return CrossrankApp(settings, registry, sorted(models))
+    return CrossrankApp(settings, registry, registry.kinds)
 
 
 def serve(settings: Settings, models_dir: Path | None = None) -> None:

@@ -31,8 +31,8 @@ def _check_proxy(client: ProxyClient, models: tuple[str, ...]) -> None:
     health = client.health()
     if "status" not in health:
         raise EvalError(f"{client.url} does not look like a crossrank proxy: {health}")
-    loaded = health.get("models")
-    if isinstance(loaded, list):
+    loaded = health.get("models")  # {name: kind}
+    if isinstance(loaded, dict | list):
         absent = [m for m in models if m not in loaded]
         if absent:
             raise EvalError(f"model(s) {', '.join(absent)} not loaded by the proxy "

@@ -5,6 +5,8 @@
     PUT    /_crossrank/policies/{name}       create or replace (admin token)
     DELETE /_crossrank/policies/{name}       remove (admin token)
     POST   /_crossrank/rerank                query + documents -> scores (Cohere/Jina shape)
+    GET    /_crossrank/mappings/{index}      check an index's vector mapping for its policy
+    PUT    /_crossrank/mappings/{index}      create it (admin token)
     GET    /_crossrank/health                liveness and readiness
     GET    /_crossrank/metrics               Prometheus
 """
@@ -13,14 +15,14 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from crossrank.config import AdminSettings, Policy
+from crossrank.config import AdminSettings, Policy, policy_model_problems
 from crossrank.proxy.errors import (
     BadRequest,
     CrossrankError,
@@ -31,6 +33,7 @@ from crossrank.proxy.errors import (
     Unauthorized,
 )
 from crossrank.proxy.http import JSON_HEADERS, Incoming, Send, respond
+from crossrank.proxy.index_mapping import handle_index_mapping
 from crossrank.proxy.metrics import Metrics
 from crossrank.proxy.policy_store import PolicyStore
 from crossrank.proxy.upstream import Upstream
@@ -62,7 +65,8 @@ class AdminContext:
     metrics: Metrics
     upstream: Upstream
     admin: AdminSettings
-    models: Sequence[str]
+    models: Mapping[str, str]
+    """Each loaded model's name and kind (cross-encoder or embedder)."""
 
 
 def validation_reason(exc: ValidationError) -> tuple[str, str]:
@@ -103,6 +107,11 @@ async def handle_admin(request: Incoming, path: str, ctx: AdminContext, send: Se
         await respond(send, 200, _json(body))
     elif len(parts) == 2 and parts[0] == "policies":
         await _policy(request, parts[1], ctx, send)
+    elif len(parts) == 2 and parts[0] == "mappings":
+        if request.method == "PUT":
+            _check_token(request, ctx.admin)
+        await handle_index_mapping(request, parts[1], ctx.upstream, ctx.policies, ctx.scorer,
+                                   send)
     elif parts == ["rerank"]:
         if method != "POST":
             raise MethodNotAllowed("use POST /_crossrank/rerank")
@@ -142,9 +151,10 @@ async def _policy(request: Incoming, name: str, ctx: AdminContext, send: Send) -
     except ValidationError as exc:
         field, reason = validation_reason(exc)
         raise InvalidPolicy(reason, field=field) from exc
-    if policy.model not in ctx.models:
-        raise InvalidPolicy(f"[model] no model named '{policy.model}' is loaded "
-                            f"(loaded: {', '.join(ctx.models) or 'none'})", field="model")
+    problems = policy_model_problems(policy, ctx.models)
+    if problems:
+        field, reason = problems[0]
+        raise InvalidPolicy(f"[{field}] {reason}", field=field)
     created = await ctx.policies.put(policy)
     await respond(send, 201 if created else 200,
                   _json({"acknowledged": True, "result": "created" if created else "updated",
@@ -157,8 +167,10 @@ async def _rerank(request: Incoming, ctx: AdminContext, send: Send) -> None:
     except ValidationError as exc:
         field, reason = validation_reason(exc)
         raise BadRequest(reason, field=field) from exc
-    if req.model not in ctx.models:
-        raise BadRequest(f"[model] no model named '{req.model}' is loaded", field="model")
+    if ctx.models.get(req.model) != "cross-encoder":
+        loaded = [name for name, kind in ctx.models.items() if kind == "cross-encoder"]
+        raise BadRequest(f"[model] no cross-encoder named '{req.model}' is loaded "
+                         f"(loaded: {', '.join(loaded) or 'none'})", field="model")
     texts = [d if isinstance(d, str) else d.text for d in req.documents]
     began = time.perf_counter()
     scores = await ctx.scorer.score(req.model, [(req.query, t) for t in texts],
@@ -188,9 +200,9 @@ async def _health(ctx: AdminContext, send: Send) -> None:
         cluster = orjson.loads(response.content).get("status") if upstream_ok else None
     except CrossrankError:
         upstream_ok, cluster = False, None
-    ready = upstream_ok and bool(ctx.models)
+    ready = upstream_ok and "cross-encoder" in ctx.models.values()
     body = {"status": "ready" if ready else "not_ready", "upstream": {
         "reachable": upstream_ok, "cluster_status": cluster},
-        "models": list(ctx.models), "policies": len(ctx.policies.all()),
+        "models": dict(ctx.models), "policies": len(ctx.policies.all()),
         "policies_refreshed_at": ctx.policies.last_refresh}
     await respond(send, 200 if ready else 503, _json(body), JSON_HEADERS)

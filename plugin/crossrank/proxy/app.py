@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from crossrank.config import Settings
@@ -54,10 +55,11 @@ class _ResponseTracker:
 
 
 class CrossrankApp:
-    def __init__(self, settings: Settings, scorer: Scorer, model_names: list[str]) -> None:
+    def __init__(self, settings: Settings, scorer: Scorer,
+                 model_kinds: Mapping[str, str]) -> None:
         self.settings = settings
         self.scorer = scorer
-        self.model_names = model_names
+        self.model_kinds = dict(model_kinds)
         self.metrics = Metrics()
         self.upstream = Upstream(settings.upstream)
         self.policies = PolicyStore(self.upstream, settings.policy_index, settings.policies,
@@ -66,13 +68,15 @@ class CrossrankApp:
         self._search = SearchContext(self.upstream, self.policies, scorer, self.metrics,
                                      settings.limits.max_json_depth, self.score_cache)
         self._admin = AdminContext(self.policies, scorer, self.metrics, self.upstream,
-                                   settings.admin, model_names)
+                                   settings.admin, self.model_kinds)
+        self._ingest = IngestContext(self.upstream, self.policies, scorer)
 
     def replace_scorer(self, scorer: Scorer) -> None:
         """Swap the scorer (fault-injection tests, or a scorer built after the app)."""
         self.scorer = scorer
         self._search.scorer = scorer
         self._admin.scorer = scorer
+        self._ingest.embedder = scorer
 
     async def startup(self) -> None:
         # Models load and warm up before the first request, off the event loop.
@@ -132,9 +136,6 @@ class CrossrankApp:
         elif kind is RouteKind.ADMIN:
             await handle_admin(request, route.admin_path, self._admin, send)
         elif kind is RouteKind.BULK or kind is RouteKind.DOC:
-            if not hasattr(self, "_ingest"):  # TODO(lead): build in __init__, follow replace_scorer
-                self._ingest = IngestContext(self.upstream, self.policies, self.scorer)
-            self._ingest.embedder = self.scorer
             await handle_ingest(request, route, self._ingest, send)
         else:
             await forward(request, self.upstream, send)

@@ -22,18 +22,13 @@ from __future__ import annotations
 
 import gzip
 import logging
-import time
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from urllib.parse import quote
 
-import httpx
 import orjson
 
 from crossrank.config import EmbedSection, Policy
 from crossrank.ingest.embed import EmbeddingError, embed_plan, embedding_dimension
-from crossrank.ingest.mapping import check_mappings, index_body
 from crossrank.ingest.plan import (
     IngestPlan,
     WriteOp,
@@ -43,8 +38,9 @@ from crossrank.ingest.plan import (
     render,
     rewrite_bulk,
 )
-from crossrank.proxy.errors import BadRequest, CrossrankError, InvalidJSON, UpstreamError
+from crossrank.proxy.errors import BadRequest, CrossrankError, InvalidJSON
 from crossrank.proxy.http import Incoming, Send
+from crossrank.proxy.index_mapping import MappingCache, ensure_vector_mappings, upstream_failure
 from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
 from crossrank.proxy.routes import Route, RouteKind
@@ -64,27 +60,6 @@ class EmbeddingFailed(CrossrankError):
 
     status = 500
     error_type = "crossrank_embedding_exception"
-
-
-class MappingMismatch(BadRequest):
-    """A target index cannot hold the vectors (no knn_vector field, wrong dimension, ...)."""
-
-    error_type = "crossrank_mapping_exception"
-
-
-@dataclass
-class MappingCache:
-    """Indices whose mapping was found right, for ``ttl_s`` seconds."""
-
-    ttl_s: float = 60.0
-    _checked: dict[tuple[str, str, int | None], float] = field(default_factory=dict)
-
-    def fresh(self, key: tuple[str, str, int | None]) -> bool:
-        checked = self._checked.get(key)
-        return checked is not None and time.monotonic() - checked < self.ttl_s
-
-    def remember(self, key: tuple[str, str, int | None]) -> None:
-        self._checked[key] = time.monotonic()
 
 
 @dataclass
@@ -140,8 +115,10 @@ async def handle_ingest(request: Incoming, route: Route, ctx: IngestContext, sen
     for slot, vector in vectors.items():
         if vector is not None:
             dimensions[plan.sections[slot.op].model] = len(vector)
-    await _ensure_mappings(ctx, plan, dimensions, headers,
-                           create=params.get("require_alias") != "true")
+    targets = {index: (section.vector_field, section.model)
+               for index, section in plan.targets.items()}
+    await ensure_vector_mappings(ctx.upstream, ctx.mappings, targets, dimensions, headers,
+                                 create=params.get("require_alias") != "true")
 
     new_bodies = render(plan, vectors)
     if route.kind is RouteKind.BULK:
@@ -189,7 +166,7 @@ async def _lookup(upstream: Upstream, plan: IngestPlan,
     response = await upstream.request("POST", "/_mget", b"", headers,
                                       orjson.dumps({"docs": docs}))
     if response.status_code != 200:
-        raise _upstream_failure("reading the documents to update", response)
+        raise upstream_failure("reading the documents to update", response)
     found = orjson.loads(response.content).get("docs", [])
     stored: dict[int, JSONObject | None] = {}
     for lookup, entry in zip(plan.lookups, found, strict=False):
@@ -199,64 +176,3 @@ async def _lookup(upstream: Upstream, plan: IngestPlan,
         else:
             stored[lookup.op] = None  # missing, or an error such as a missing index
     return stored
-
-
-async def _ensure_mappings(ctx: IngestContext, plan: IngestPlan,
-                           dimensions: Mapping[str, int | None],
-                           headers: list[tuple[bytes, bytes]], *, create: bool) -> None:
-    for index, section in plan.targets.items():
-        dimension = dimensions.get(section.model)
-        key = (index, section.vector_field, dimension)
-        if ctx.mappings.fresh(key):
-            continue
-        path = "/" + quote(index, safe=",*")
-        response = await ctx.upstream.request("GET", path, b"", headers)
-        if response.status_code == 404 and create:
-            response = await _create_index(ctx.upstream, path, index, section, dimension, headers)
-        if response.status_code in (401, 403):
-            continue  # the client may write but not read settings: OpenSearch will judge
-        if response.status_code == 404:
-            continue  # no index and none to be created here: OpenSearch answers as usual
-        if response.status_code != 200:
-            raise _upstream_failure(f"reading the mapping of [{index}]", response)
-        problems = check_mappings(orjson.loads(response.content), section.vector_field,
-                                  dimension)
-        if problems:
-            raise MappingMismatch(
-                "the index cannot hold the documents' vectors (embedder "
-                f"[{section.model}]): " + "; ".join(problems) + "; nothing was written",
-                field=section.vector_field)
-        ctx.mappings.remember(key)
-
-
-async def _create_index(upstream: Upstream, path: str, index: str, section: EmbedSection,
-                        dimension: int | None,
-                        headers: list[tuple[bytes, bytes]]) -> httpx.Response:
-    """Create the index with the vector field mapped; then read it back as ``GET`` would."""
-    if dimension is None:
-        raise EmbeddingFailed(f"index [{index}] does not exist and the dimension of embedder "
-                              f"[{section.model}] is unknown; nothing was written")
-    created = await upstream.request("PUT", path, b"", headers, orjson.dumps(
-        index_body(section.vector_field, dimension)))
-    if created.status_code not in (200, 201) \
-            and b"resource_already_exists_exception" not in created.content:
-        raise _upstream_failure(f"creating index [{index}] for its vectors", created)
-    log.info("created index [%s] with knn_vector field [%s] (dimension %d)", index,
-             section.vector_field, dimension)
-    return await upstream.request("GET", path, b"", headers)
-
-
-def _upstream_failure(what: str, response: httpx.Response) -> CrossrankError:
-    reason = response.text[:500]
-    try:
-        error = orjson.loads(response.content).get("error")
-        if isinstance(error, dict):
-            reason = str(error.get("reason") or reason)
-    except (orjson.JSONDecodeError, AttributeError):
-        pass
-    if 400 <= response.status_code < 500:
-        failure: CrossrankError = BadRequest(f"{what} failed: {reason}; nothing was written")
-        failure.status = response.status_code
-        return failure
-    return UpstreamError(f"{what} failed with status {response.status_code}: {reason}; "
-                         "nothing was written")

@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import httpx
 import orjson
 
 from crossrank.config import Policy
 from crossrank.proxy.errors import InvalidJSON
 from crossrank.proxy.http import JSON_HEADERS, Incoming, Send, respond
-from crossrank.proxy.hybrid_retrieval import retrieve_first_stage
+from crossrank.proxy.hybrid_retrieval import hybrid_page, retrieve_first_stage
 from crossrank.proxy.metrics import Metrics
 from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
@@ -108,6 +109,13 @@ async def handle_search(request: Incoming, route: Route, ctx: SearchContext,
         raise InvalidJSON(f"[{exc.field}] {exc.reason}", field=exc.field) from exc
     if not plan.rerank:
         _count(ctx, plan, "bypassed", plan.reason)
+        page = await hybrid_page(ctx.upstream, ctx.scorer, plan, request.raw_path,
+                                 _upstream_headers(request))
+        if page is not None:  # the baseline arm of a hybrid policy is the hybrid first stage
+            await respond(send, page.status_code, page.content,
+                          JSON_HEADERS + _hybrid_header(page)
+                          + _outcome_headers(plan, "bypassed", plan.reason))
+            return
         forwarded = orjson.dumps(plan.upstream_body) if plan.body_changed else body
         if plan.upstream_body is None and plan.body_changed:
             forwarded = b""
@@ -131,7 +139,14 @@ async def handle_search(request: Incoming, route: Route, ctx: SearchContext,
     _record(ctx, plan, result)
     timings = {"retrieve": retrieve_ms, "score": result.score_ms}
     await respond(send, 200, orjson.dumps(result.body),
-                  JSON_HEADERS + _outcome_headers(plan, result.status, result.reason, timings))
+                  JSON_HEADERS + _hybrid_header(response)
+                  + _outcome_headers(plan, result.status, result.reason, timings))
+
+
+def _hybrid_header(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+    """Says how a hybrid policy's first stage was built (or why BM25 answered alone)."""
+    value = response.headers.get("x-crossrank-hybrid")
+    return [(b"x-crossrank-hybrid", value.encode("latin-1"))] if value else []
 
 
 async def handle_msearch(request: Incoming, route: Route, ctx: SearchContext,
