@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crossrank.config import AdminSettings, Policy, policy_model_problems
+from crossrank.models.batcher import QueueFull
 from crossrank.proxy.errors import (
     BadRequest,
     CrossrankError,
@@ -30,6 +31,7 @@ from crossrank.proxy.errors import (
     InvalidPolicy,
     MethodNotAllowed,
     NotFound,
+    Overloaded,
     Unauthorized,
 )
 from crossrank.proxy.http import JSON_HEADERS, Incoming, Send, respond
@@ -173,8 +175,11 @@ async def _rerank(request: Incoming, ctx: AdminContext, send: Send) -> None:
                          f"(loaded: {', '.join(loaded) or 'none'})", field="model")
     texts = [d if isinstance(d, str) else d.text for d in req.documents]
     began = time.perf_counter()
-    scores = await ctx.scorer.score(req.model, [(req.query, t) for t in texts],
-                                    max_length=req.max_length)
+    try:
+        scores = await ctx.scorer.score(req.model, [(req.query, t) for t in texts],
+                                        max_length=req.max_length)
+    except QueueFull as exc:  # no first stage to fall back to here: tell the client to retry
+        raise Overloaded(f"the reranker is overloaded: {exc}") from exc
     order = sorted(range(len(texts)), key=lambda i: (-float(scores[i]), i))
     if req.top_n is not None:
         order = order[: req.top_n]

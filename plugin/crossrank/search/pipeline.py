@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from crossrank.models.batcher import QueueFull
 from crossrank.search.merge import document_texts, merge_response
 from crossrank.search.plan import SearchPlan
 from crossrank.search.score_cache import CacheKey, ScoreCache
@@ -110,6 +111,9 @@ async def _score_group(model: str, max_length: int | None, group: list[_Job],
                 raise ValueError("scorer returned a wrong number of scores or non-finite values")
         except TimeoutError:
             _fail(group, "budget_exceeded")
+            return
+        except QueueFull:  # backpressure: the search is answered, in first-stage order
+            _fail(group, "overloaded")
             return
         except Exception as exc:  # any scorer failure degrades to the first-stage order
             _fail(group, f"scorer_error:{type(exc).__name__}")
