@@ -47,7 +47,6 @@ def serve(settings: Settings, models_dir: Path | None = None) -> None:
     import uvicorn
 
     access_log.configure(logging.INFO)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
     app = build_app(settings, models_dir)
     uvicorn.run(app, host=settings.host, port=settings.port, lifespan="on",
                 loop="auto", http="auto", log_level="info", access_log=False, log_config=None,

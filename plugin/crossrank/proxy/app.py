@@ -123,9 +123,8 @@ class CrossrankApp:
             log_request(rid, request.method, request.raw_path, tracker.status,
                         route.kind.value, began, tracker.outcome)
             self.metrics.in_flight.dec()
-            self.metrics.requests.labels(route.kind.value, "", str(tracker.status)).inc()
-            self.metrics.latency.labels(route.kind.value, "").observe(
-                time.perf_counter() - began)
+            self.metrics.request_done(route.kind.value, tracker.status,
+                                      time.perf_counter() - began)
 
     async def _dispatch(self, request: Incoming, kind: RouteKind, route: Any,
                         send: Send) -> None:

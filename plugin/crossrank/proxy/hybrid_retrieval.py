@@ -15,12 +15,11 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
-import httpx
 import orjson
 
 from crossrank.config import HybridSection
 from crossrank.ingest.embed import TextEmbedder
-from crossrank.proxy.upstream import Upstream
+from crossrank.proxy.upstream import Reply, Upstream, reply
 from crossrank.search.hybrid_plan import HybridSkip, fuse, plan_hybrid
 from crossrank.search.plan import SearchPlan
 from crossrank.types import JSONObject
@@ -46,7 +45,7 @@ def _enabled(plan: SearchPlan) -> HybridSection | None:
 
 async def retrieve_first_stage(upstream: Upstream, models: object, plan: SearchPlan,
                                raw_path: str, headers: list[tuple[bytes, bytes]]
-                               ) -> httpx.Response:
+                               ) -> Reply:
     """The window of a reranked search: ``plan.upstream_body`` as sent, or hybrid."""
     hybrid = _enabled(plan)
     body = plan.upstream_body or {}
@@ -59,7 +58,7 @@ async def retrieve_first_stage(upstream: Upstream, models: object, plan: SearchP
 
 
 async def hybrid_page(upstream: Upstream, models: object, plan: SearchPlan, raw_path: str,
-                      headers: list[tuple[bytes, bytes]]) -> httpx.Response | None:
+                      headers: list[tuple[bytes, bytes]]) -> Reply | None:
     """The client's page of a search that is not reranked, from the hybrid first stage; None
     when the search is to go to OpenSearch as sent (no hybrid policy, or a bypass such as
     ``sort`` or ``scroll`` whose answer hybrid cannot give)."""
@@ -72,7 +71,7 @@ async def hybrid_page(upstream: Upstream, models: object, plan: SearchPlan, raw_
 
 async def _hybrid(upstream: Upstream, models: object, plan: SearchPlan, hybrid: HybridSection,
                   raw_path: str, headers: list[tuple[bytes, bytes]], *, from_: int,
-                  size: int) -> httpx.Response:
+                  size: int) -> Reply:
     assert plan.query_text is not None and hybrid.model is not None
     params = [(k, v) for k, v in plan.upstream_params if k not in ("from", "size")]
     try:
@@ -116,14 +115,13 @@ async def _hybrid(upstream: Upstream, models: object, plan: SearchPlan, hybrid: 
 
 async def _plain(upstream: Upstream, plan: SearchPlan, raw_path: str,
                  headers: list[tuple[bytes, bytes]], from_: int, size: int,
-                 outcome: str) -> httpx.Response:
+                 outcome: str) -> Reply:
     body = dict(plan.upstream_body or {})
     body["from"], body["size"] = from_, size
     params = [(k, v) for k, v in plan.upstream_params if k not in ("from", "size")]
     response = await upstream.request("POST", raw_path, urlencode(params).encode(), headers,
                                       orjson.dumps(body))
-    return httpx.Response(response.status_code, content=response.content,
-                          headers=[(HYBRID_HEADER, outcome)])
+    return reply(response.status_code, response.content, [(HYBRID_HEADER, outcome)])
 
 
 def _strip_status(response: JSONObject) -> JSONObject:
@@ -138,7 +136,6 @@ def _page(response: JSONObject, from_: int, size: int) -> JSONObject:
     return {**response, "hits": {**hits, "hits": hits["hits"][from_: from_ + size]}}
 
 
-def _answer(status: int, body: JSONObject, outcome: str) -> httpx.Response:
-    return httpx.Response(status, content=orjson.dumps(body),
-                          headers=[("content-type", "application/json; charset=UTF-8"),
-                                   (HYBRID_HEADER, outcome)])
+def _answer(status: int, body: JSONObject, outcome: str) -> Reply:
+    return reply(status, orjson.dumps(body),
+                 [("content-type", "application/json; charset=UTF-8"), (HYBRID_HEADER, outcome)])

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import httpx
 import orjson
 
 from crossrank.config import Policy
@@ -31,7 +30,7 @@ from crossrank.proxy.errors import (
 )
 from crossrank.proxy.http import Incoming, Send, respond
 from crossrank.proxy.policy_store import PolicyStore
-from crossrank.proxy.upstream import Upstream
+from crossrank.proxy.upstream import Reply, Upstream
 from crossrank.types import JSONObject
 
 __all__ = ["MappingCache", "MappingMismatch", "ensure_vector_mappings", "handle_index_mapping",
@@ -129,7 +128,7 @@ async def _create(upstream: Upstream, path: str, target: Target, headers: Header
     return True
 
 
-def upstream_failure(what: str, response: httpx.Response) -> CrossrankError:
+def upstream_failure(what: str, response: Reply) -> CrossrankError:
     reason = response.text[:500]
     try:
         error = orjson.loads(response.content).get("error")

@@ -36,5 +36,18 @@ class Metrics:
         self.in_flight = Gauge("crossrank_in_flight_requests", "Requests being served",
                                registry=self.registry)
 
+        # Bound children by label values: .labels() costs a lock and a lookup per call.
+        self._request_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+    def request_done(self, route: str, status: int, seconds: float) -> None:
+        """Count one request and its latency (arm "" : the arm is a search outcome's)."""
+        series = self._request_series.get((route, status))
+        if series is None:
+            series = (self.requests.labels(route, "", str(status)),
+                      self.latency.labels(route, ""))
+            self._request_series[(route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,15 +3,18 @@ headers and the raw (still encoded) body come back as OpenSearch sent them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from crossrank.proxy.http import Incoming, Send
 from crossrank.proxy.upstream import HOP_BY_HOP, Upstream
 
+_DROPPED = frozenset(name.encode("latin-1") for name in HOP_BY_HOP - {"content-length"})
 
-def response_headers(raw: list[tuple[bytes, bytes]],
+
+def response_headers(raw: Iterable[tuple[bytes, bytes]],
                      extra: list[tuple[bytes, bytes]] | None = None) -> list[tuple[bytes, bytes]]:
-    kept = [(k, v) for k, v in raw
-            if k.lower().decode("latin-1") not in HOP_BY_HOP or k.lower() == b"content-length"]
-    return kept + (extra or [])
+    kept = [(k, v) for k, v in raw if k.lower() not in _DROPPED]
+    return kept + extra if extra else kept
 
 
 async def forward(request: Incoming, upstream: Upstream, send: Send, *,
@@ -27,10 +30,10 @@ async def forward(request: Incoming, upstream: Upstream, send: Send, *,
     async with upstream.stream(request.method, request.raw_path,
                                request.query if query is None else query,
                                request.headers, content) as response:
-        headers = response_headers(list(response.headers.raw), extra_headers)
-        await send({"type": "http.response.start", "status": response.status_code,
+        headers = response_headers(response.raw_headers, extra_headers)
+        await send({"type": "http.response.start", "status": response.status,
                     "headers": headers})
         async for chunk in upstream.read_body(response):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
-        return response.status_code
+        return response.status

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import httpx
 import orjson
 
 from crossrank.config import Policy
@@ -21,7 +20,7 @@ from crossrank.proxy.metrics import Metrics
 from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
 from crossrank.proxy.routes import Route, split_indices, strip_query_params
-from crossrank.proxy.upstream import Upstream
+from crossrank.proxy.upstream import Reply, Upstream
 from crossrank.search.ndjson import NDJSONError, parse_msearch, render_msearch
 from crossrank.search.pipeline import Reranked, Scorer, rerank
 from crossrank.search.plan import CROSSRANK_PARAMS, PlanError, SearchPlan, plan_search
@@ -143,7 +142,7 @@ async def handle_search(request: Incoming, route: Route, ctx: SearchContext,
                   + _outcome_headers(plan, result.status, result.reason, timings))
 
 
-def _hybrid_header(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+def _hybrid_header(response: Reply) -> list[tuple[bytes, bytes]]:
     """Says how a hybrid policy's first stage was built (or why BM25 answered alone)."""
     value = response.headers.get("x-crossrank-hybrid")
     return [(b"x-crossrank-hybrid", value.encode("latin-1"))] if value else []

@@ -2,109 +2,160 @@
 
 Every request crossrank makes goes to ``settings.upstream.url`` and nowhere else: the path of
 an incoming request is appended to that base, never parsed as a URL of its own, and the
-client's Host header is replaced. httpx's exceptions are translated here, once, into
+client's Host header is replaced. aiohttp's exceptions are translated here, once, into
 crossrank's own (``errors.py``).
+
+aiohttp (pooled keep-alive connections, a C response parser) rather than httpx: httpx spent
+over 1 ms of CPU per request here, which capped pass-through at ~600 req/s
+(docs/benchmarks_passthrough.md). The client adds nothing of its own to a request but Host
+and, for a body given as bytes, Content-Length; bodies are never decompressed on the way back
+to a client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
 
 from crossrank.config import UpstreamSettings
 from crossrank.proxy.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
 # Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus Host, which
-# must name the upstream, and Content-Length, which httpx sets from the body it sends.
+# must name the upstream, and Content-Length, which the client sets from the body it sends.
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "host", "content-length",
 })
+_HOP_BY_HOP_BYTES = frozenset(name.encode("latin-1") for name in HOP_BY_HOP)
+# Defaults aiohttp would add to every request; a request carries only what its client sent.
+_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A whole answer from OpenSearch (``Upstream.request``), or one crossrank composed."""
+
+    status_code: int
+    content: bytes
+    headers: Mapping[str, str] = field(default_factory=CIMultiDict)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+def reply(status: int, content: bytes, headers: list[tuple[str, str]]) -> Reply:
+    return Reply(status, content, CIMultiDict(headers))
 
 
 @contextmanager
 def _translate() -> Iterator[None]:
     try:
         yield
-    except httpx.TimeoutException as exc:
+    except TimeoutError as exc:  # asyncio's and aiohttp's ServerTimeoutError alike
         raise UpstreamTimeout(f"OpenSearch did not answer in time ({type(exc).__name__})") from exc
-    except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         raise UpstreamUnavailable(f"OpenSearch is unreachable: {exc or type(exc).__name__}") \
             from exc
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         raise UpstreamError(f"error talking to OpenSearch: {exc or type(exc).__name__}") from exc
 
 
 class Upstream:
     def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
-        verify: ssl.SSLContext | bool = settings.verify_certs
+        self._base = settings.url.rstrip("/")
+        self._ssl: ssl.SSLContext | bool = settings.verify_certs
         if settings.url.startswith("https://") and settings.verify_certs:
-            verify = ssl.create_default_context(
+            self._ssl = ssl.create_default_context(
                 cafile=str(settings.ca_certs) if settings.ca_certs else None)
         # The proxy's own credentials are used only when the client sent none: a client's
         # Authorization header always reaches OpenSearch as it was sent.
-        self._auth_header: tuple[bytes, bytes] | None = None
+        self._auth_header: tuple[str, str] | None = None
         if settings.username:
             userpass = f"{settings.username}:{settings.password or ''}".encode()
-            self._auth_header = (b"authorization", b"Basic " + base64.b64encode(userpass))
-        self._client = httpx.AsyncClient(
-            base_url=settings.url,
-            verify=verify,
-            timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
-            limits=httpx.Limits(max_connections=settings.pool_size,
-                                max_keepalive_connections=settings.pool_size),
-            follow_redirects=False,
-        )
+            self._auth_header = ("authorization", "Basic " + base64.b64encode(userpass).decode())
+        # aiohttp wants a running loop: the session is made on first use.
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            s = self.settings
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=s.pool_size, ssl=self._ssl),
+                # connect: waiting for a pooled connection and opening one; sock_read: each
+                # read, as httpx's read timeout was.
+                timeout=aiohttp.ClientTimeout(total=None, connect=s.read_timeout_s,
+                                              sock_connect=s.connect_timeout_s,
+                                              sock_read=s.read_timeout_s),
+                auto_decompress=False, skip_auto_headers=_NO_AUTO_HEADERS,
+                cookie_jar=aiohttp.DummyCookieJar())
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+            await asyncio.sleep(0)  # lets TLS transports finish closing
 
-    def _build(self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]],
-               content: Any) -> httpx.Request:
+    def _url(self, path: str, query: bytes) -> URL:
         # The raw path and query are kept byte for byte (no re-encoding of %2F, '+', ...).
-        url = self._client.base_url.copy_with(
-            raw_path=self._client.base_url.raw_path.rstrip(b"/") + path.encode("latin-1")
-            + (b"?" + query if query else b""))
-        # A streamed body keeps the client's Content-Length (else httpx would send it chunked);
-        # a body given as bytes gets its length from httpx.
+        return URL(self._base + path + ("?" + query.decode("latin-1") if query else ""),
+                   encoded=True)
+
+    def _headers(self, headers: list[tuple[bytes, bytes]], streamed: bool) -> CIMultiDict[str]:
+        # A streamed body keeps the client's Content-Length (else it would be sent chunked);
+        # a body given as bytes gets its length from aiohttp.
+        forwarded: CIMultiDict[str] = CIMultiDict()
+        for k, v in headers:
+            key = k.lower()
+            if key not in _HOP_BY_HOP_BYTES or (streamed and key == b"content-length"):
+                forwarded.add(k.decode("latin-1"), v.decode("latin-1"))
+        if self._auth_header and "authorization" not in forwarded:
+            forwarded.add(*self._auth_header)
+        return forwarded
+
+    def _send(self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]],
+              content: Any, *, decompress: bool) -> Any:
         streamed = not isinstance(content, bytes | None)
-        forwarded = [(k, v) for k, v in headers
-                     if k.lower().decode("latin-1") not in HOP_BY_HOP
-                     or (streamed and k.lower() == b"content-length")]
-        if self._auth_header and not any(k.lower() == b"authorization" for k, _ in forwarded):
-            forwarded.append(self._auth_header)
-        return self._client.build_request(method, url, headers=forwarded, content=content)
+        return self._client().request(
+            method, self._url(path, query), headers=self._headers(headers, streamed),
+            data=content or None, allow_redirects=False, auto_decompress=decompress)
 
     @asynccontextmanager
     async def stream(self, method: str, path: str, query: bytes,
-                     headers: list[tuple[bytes, bytes]], content: Any) -> AsyncIterator[
-                         httpx.Response]:
-        """Send a request and yield the response with its body not yet read."""
-        request = self._build(method, path, query, headers, content)
+                     headers: list[tuple[bytes, bytes]], content: Any
+                     ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send a request and yield the response with its body not yet read (and raw:
+        ``response.raw_headers`` as received, ``read_body`` still content-encoded)."""
         with _translate():
-            response = await self._client.send(request, stream=True)
+            response: aiohttp.ClientResponse = await self._send(
+                method, path, query, headers, content, decompress=False)
         try:
             yield response
         finally:
-            await response.aclose()
+            response.release()
 
     async def request(self, method: str, path: str, query: bytes = b"",
                       headers: list[tuple[bytes, bytes]] | None = None,
-                      content: bytes | None = None) -> httpx.Response:
+                      content: bytes | None = None) -> Reply:
         """Send a request and read the whole (decoded) response body."""
-        request = self._build(method, path, query, headers or [], content)
         with _translate():
-            response = await self._client.send(request)
-            await response.aread()
-        return response
+            async with self._send(method, path, query, headers or [], content,
+                                  decompress=True) as response:
+                body = await response.read()
+        return Reply(response.status, body, response.headers)
 
-    async def read_body(self, response: httpx.Response) -> AsyncIterator[bytes]:
+    async def read_body(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         with _translate():
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 yield chunk
