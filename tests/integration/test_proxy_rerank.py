@@ -6,6 +6,7 @@ Expected orders come from the same real ONNX model scored directly with CrossEnc
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,65 @@ def test_unreachable_opensearch_is_a_clean_502(tiny_cross_encoder_dir: Path) -> 
         assert error["error"]["root_cause"][0]["type"] == "crossrank_upstream_unavailable"
     finally:
         served.stop()
+
+
+def test_second_replica_picks_up_policy_changes(opensearch_url: str, admin_token: str,
+                                                tiny_cross_encoder_dir: Path,
+                                                scifact_index: str) -> None:
+    """Two proxies against one node share policies through OpenSearch."""
+    settings = proxy_settings(opensearch_url, tiny_cross_encoder_dir)
+    first = ServedProxy(build_app(settings), settings.port).start()
+    other = proxy_settings(opensearch_url, tiny_cross_encoder_dir)
+    second = ServedProxy(build_app(other), other.port).start()
+    name = "replica-shared"
+    headers = {"x-crossrank-admin-token": admin_token}
+    try:
+        put = httpx.put(f"{first.url}/_crossrank/policies/{name}", headers=headers,
+                        json={"indices": ["replica-only-index"], "window": 7})
+        assert put.status_code == 201, put.text
+        deadline = time.monotonic() + 10
+        seen = None
+        while time.monotonic() < deadline:
+            seen = httpx.get(f"{second.url}/_crossrank/policies/{name}")
+            if seen.status_code == 200:
+                break
+            time.sleep(0.2)
+        assert seen is not None and seen.status_code == 200 and seen.json()["window"] == 7
+        httpx.delete(f"{second.url}/_crossrank/policies/{name}", headers=headers)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if httpx.get(f"{first.url}/_crossrank/policies/{name}").status_code == 404:
+                break
+            time.sleep(0.2)
+        assert httpx.get(f"{first.url}/_crossrank/policies/{name}").status_code == 404
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_ab_split_is_stable_per_user(http: httpx.Client, admin_token: str, policy: str,
+                                     scifact_index: str) -> None:
+    headers = {"x-crossrank-admin-token": admin_token}
+    current = http.get(f"/_crossrank/policies/{policy}").json()
+    split = {**current, "ab": {"mode": "split", "rerank_share": 0.5}}
+    assert http.put(f"/_crossrank/policies/{policy}", headers=headers,
+                    json=split).status_code == 200
+    try:
+        body = {"query": {"match": {"text": QUERY}}, "size": 3}
+        arms = {}
+        for user in (f"user-{n}" for n in range(20)):
+            first = http.post(f"/{scifact_index}/_search", json=body,
+                              headers={"x-crossrank-user": user})
+            again = http.post(f"/{scifact_index}/_search", json=body,
+                              headers={"x-crossrank-user": user})
+            assert first.headers["x-crossrank-arm"] == again.headers["x-crossrank-arm"]
+            arms[user] = first.headers["x-crossrank-arm"]
+            if arms[user] == "baseline":
+                assert first.headers["x-crossrank-reason"] == "ab_baseline"
+        assert set(arms.values()) == {"rerank", "baseline"}
+        forced = http.post(f"/{scifact_index}/_search", json=body, params={"rerank": "true"},
+                           headers={"x-crossrank-user": next(
+                               u for u, arm in arms.items() if arm == "baseline")})
+        assert forced.headers["x-crossrank-arm"] == "rerank"
+    finally:
+        http.put(f"/_crossrank/policies/{policy}", headers=headers, json=current)
