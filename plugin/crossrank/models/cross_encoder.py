@@ -11,10 +11,9 @@ import numpy.typing as npt
 from crossrank.models import token_batches
 from crossrank.models.manifest import Manifest, ScoreHead
 from crossrank.models.onnx_session import OnnxSession
+from crossrank.models.token_batches import DEFAULT_MAX_BATCH_TOKENS
 from crossrank.models.tokenization import Tokenizer
 from crossrank.types import Pair, Scores
-
-DEFAULT_MAX_BATCH_TOKENS = 16384
 
 
 class CrossEncoder:

@@ -9,9 +9,9 @@ import numpy as np
 import numpy.typing as npt
 
 from crossrank.models import token_batches
-from crossrank.models.cross_encoder import DEFAULT_MAX_BATCH_TOKENS
 from crossrank.models.manifest import Manifest, Pooling
 from crossrank.models.onnx_session import OnnxSession
+from crossrank.models.token_batches import DEFAULT_MAX_BATCH_TOKENS
 from crossrank.models.tokenization import Tokenizer
 
 Vectors = npt.NDArray[np.float32]

@@ -37,6 +37,11 @@ class ModelKindError(ModelLookupError):
     def __init__(self, name: str, kind: str, wanted: str, available: list[str]) -> None:
         self.kind = kind
         self.wanted = wanted
-        ModelError.__init__(self, f"model {name!r} is a {kind}, not a {wanted}")
+        ModelError.__init__(self, f"model {name!r} is {_article(kind)} {kind}, "
+                                  f"not {_article(wanted)} {wanted}")
         self.name = name
         self.available = available
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1] in "aeiou" else "a"

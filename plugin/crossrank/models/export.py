@@ -20,7 +20,15 @@ from typing import Any, Literal, cast
 from crossrank.models.cross_encoder import CrossEncoder
 from crossrank.models.embedder import Embedder
 from crossrank.models.errors import ExportError, ManifestError
-from crossrank.models.manifest import MANIFEST_NAME, Kind, Manifest, Source, sha256_file
+from crossrank.models.manifest import (
+    MANIFEST_NAME,
+    Kind,
+    Manifest,
+    Parity,
+    Quantization,
+    Source,
+    sha256_file,
+)
 from crossrank.models.onnx_session import OnnxSession
 from crossrank.models.source import Activation, SourceModel, inspect_source
 
@@ -49,6 +57,8 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
     ``activation`` overrides the one the model declares. ``out`` may be re-used for the same
     model; it must not hold another model or other files unless ``force``.
     """
+    if kind not in (None, "cross-encoder", "embedder"):
+        raise ExportError(f"kind must be 'cross-encoder' or 'embedder', got {kind!r}")
     if quantize not in (None, "int8"):
         raise ExportError(f"quantize must be 'int8' or None, got {quantize!r}")
     if optimize not in (None, "O1", "O2", "O3"):
@@ -177,7 +187,8 @@ def _write_tokenizer(tokenizer: Any, final: Path) -> str:
 
 
 def _manifest(source: SourceModel, final: Path, files: list[str], tokenizer: Any,
-              optimize: str | None, quantization: Any) -> Manifest:
+              optimize: Literal["O1", "O2", "O3"] | None,
+              quantization: Quantization | None) -> Manifest:
     _, output_name = _TASKS[source.kind]
     session = OnnxSession(final / MODEL_FILE)
     if output_name not in session.outputs:
@@ -195,7 +206,7 @@ def _manifest(source: SourceModel, final: Path, files: list[str], tokenizer: Any
         exported_with=_versions())
 
 
-def _parity(model: Any, tokenizer: Any, final: Path) -> Any:
+def _parity(model: Any, tokenizer: Any, final: Path) -> Parity:
     from crossrank.models import parity
     from crossrank.models.sample_texts import pair_sample
 

