@@ -11,6 +11,7 @@ import typer
 from crossrank.devnode import DevNode, NodeError
 from crossrank.devnode.node import default_home
 from crossrank.eval.command import eval_command
+from crossrank.train.command import train_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Cross-encoder reranking proxy for OpenSearch.")
@@ -157,6 +158,7 @@ def export_command(
 
 
 app.command("eval")(eval_command)
+app.command("train")(train_command)
 
 
 if __name__ == "__main__":

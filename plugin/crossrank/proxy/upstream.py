@@ -7,9 +7,9 @@ crossrank's own (``errors.py``).
 
 aiohttp (pooled keep-alive connections, a C response parser) rather than httpx: httpx spent
 over 1 ms of CPU per request here, which capped pass-through at ~600 req/s
-(docs/benchmarks.md, "Pass-through overhead"). The client adds nothing of its own to a request but Host
-and, for a body given as bytes, Content-Length; bodies are never decompressed on the way back
-to a client.
+(docs/benchmarks.md, "Pass-through overhead"). The client adds nothing of its own to a
+request but Host and, for a body given as bytes, Content-Length; bodies are never
+decompressed on the way back to a client.
 """
 
 from __future__ import annotations
