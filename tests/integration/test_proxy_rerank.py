@@ -366,3 +366,52 @@ def test_ab_split_is_stable_per_user(http: httpx.Client, admin_token: str, polic
         assert forced.headers["x-crossrank-arm"] == "rerank"
     finally:
         http.put(f"/_crossrank/policies/{policy}", headers=headers, json=current)
+
+
+def test_bad_input_on_a_policy_index_is_a_400_or_413(http: httpx.Client, policy: str,
+                                                     scifact_index: str,
+                                                     opensearch_url: str,
+                                                     tiny_cross_encoder_dir: Path) -> None:
+    malformed = http.post(f"/{scifact_index}/_search", content=b'{"query": {"match": ',
+                          headers={"content-type": "application/json"})
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["root_cause"][0]["type"] == "parse_exception"
+    wrong_type = http.post(f"/{scifact_index}/_search",
+                           json={"query": {"match": {"text": QUERY}},
+                                 "ext": {"crossrank": {"window": "wide"}}})
+    assert wrong_type.status_code == 400 and "window" in wrong_type.json()["error"]["reason"]
+
+    settings = proxy_settings(opensearch_url, tiny_cross_encoder_dir,
+                              limits={"max_body_bytes": 2048, "max_json_depth": 10})
+    small = ServedProxy(build_app(settings), settings.port).start()
+    try:
+        big = httpx.post(f"{small.url}/{scifact_index}/_search",
+                         json={"query": {"match": {"text": "x" * 4096}}})
+        assert big.status_code == 413
+        assert big.json()["error"]["type"] == "content_too_long_exception"
+        deep: dict[str, Any] = {"match_all": {}}
+        for _ in range(12):
+            deep = {"bool": {"must": [deep]}}
+        nested = httpx.post(f"{small.url}/{scifact_index}/_search", json={"query": deep})
+        assert nested.status_code == 400 and "deeper" in nested.json()["error"]["reason"]
+    finally:
+        small.stop()
+
+
+def test_slow_opensearch_is_a_clean_504(opensearch_url: str,
+                                        tiny_cross_encoder_dir: Path) -> None:
+    from relay import Relay
+
+    relay = Relay(opensearch_url, delay_s=3.0).start()
+    settings = proxy_settings(relay.url, tiny_cross_encoder_dir, policy_refresh_s=60,
+                              upstream={"url": relay.url, "read_timeout_s": 0.5})
+    served = ServedProxy(build_app(settings), settings.port).start()
+    try:
+        began = time.monotonic()
+        response = httpx.get(f"{served.url}/_cluster/health", timeout=10)
+        assert response.status_code == 504
+        assert response.json()["error"]["type"] == "crossrank_upstream_timeout"
+        assert time.monotonic() - began < 3.0  # bounded by the read timeout, not the relay
+    finally:
+        served.stop()
+        relay.stop()
