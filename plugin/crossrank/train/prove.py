@@ -87,7 +87,7 @@ def prove(model_dir: Path, scifact_root: Path, opensearch_url: str, *,
           fp32_dir: Path | None = None,
           first_stages: tuple[tuple[str, str, float | None], ...] = FIRST_STAGES,
           cache: Path = Path(".crossrank/train/cache"), threads: int = 2,
-          latency_queries: int = 20) -> dict[str, Any]:
+          latency_queries: int = 10) -> dict[str, Any]:
     from crossrank.models import Manifest
 
     manifest = Manifest.read(model_dir)
