@@ -6,7 +6,7 @@ A settings file is YAML::
     upstream:
       url: http://127.0.0.1:9200
     models:
-      default: onnx_models/crossrank-minilm-l6-int8
+      default: onnx_models/crossrank-minilm-l6-scifact
     policies:
       - name: scifact
         indices: ["scifact*"]
