@@ -29,7 +29,11 @@ LIMITS = """\
   document is read. The first-stage score in a blend still reflects the whole document.
 - Scores are raw logits (activation none), uncalibrated: compare them within one query only.
 - Alone it is not better than BM25 on SciFact; its gain comes from the blend with the
-  first-stage score (`score_mode: blend`), whose weight was chosen on validation claims."""
+  first-stage score (`score_mode: blend`), whose weight was chosen on validation claims.
+- On SciFact test, a 0.5 blend of BM25 with the bi-encoder itself (a hybrid first stage) is
+  still a little better than BM25 blended with this model: put a hybrid first stage first.
+- int8 against fp32: the blend agrees within 0.005 nDCG@10; the model alone (replace) loses up
+  to about 0.01 to int8 quantisation."""
 
 
 def _short(value: Any) -> str:
