@@ -84,7 +84,7 @@ def main() -> None:
     proxy = subprocess.Popen(
         [sys.executable, "-m", "crossrank.cli", "serve", "--port", str(proxy_port),
          "--upstream", node.url, "--models-dir", str(home / "no-models")],
-        env={**os.environ, "CROSSRANK_ADMIN_TOKEN": "bench"},
+        env={**os.environ, "CROSSRANK_ADMIN_TOKEN": "bench-admin-token-0123"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxy_url = f"http://127.0.0.1:{proxy_port}"
     try:

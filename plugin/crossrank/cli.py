@@ -97,6 +97,8 @@ def serve_command(
         envvar="CROSSRANK_ADMIN_TOKEN", help="Token for /_crossrank admin calls.")] = None,
     insecure_admin: Annotated[bool, typer.Option(
         "--insecure-admin", help="Development only: admin calls without a token.")] = False,
+    no_admin: Annotated[bool, typer.Option(
+        "--no-admin", help="Read-only proxy: no policy or mapping changes over HTTP.")] = False,
 ) -> None:
     """Run the proxy in front of OpenSearch."""
     from pydantic import ValidationError
@@ -109,17 +111,23 @@ def serve_command(
         changes: dict[str, object] = {}
         if upstream:
             changes["upstream"] = settings.upstream.model_copy(update={"url": upstream})
-        if admin_token or insecure_admin:
-            changes["admin"] = settings.admin.model_copy(update={
-                "token": admin_token or settings.admin.token,
-                "insecure_no_token": insecure_admin})
+        if admin_token or insecure_admin or no_admin:
+            changes["admin"] = {**settings.admin.model_dump(),
+                                "token": admin_token or settings.admin.token,
+                                "insecure_no_token": insecure_admin or
+                                settings.admin.insecure_no_token,
+                                "enabled": settings.admin.enabled and not no_admin}
         settings = Settings.model_validate({**settings.model_dump(), **changes})
     except (ValidationError, ValueError, OSError) as exc:
         typer.echo(f"error: invalid settings: {exc}", err=True)
         raise typer.Exit(2) from exc
-    if settings.admin.token is None and not settings.admin.insecure_no_token:
-        typer.echo("note: no admin token set; /_crossrank/policies is read-only "
-                   "(set CROSSRANK_ADMIN_TOKEN, or --insecure-admin for development)", err=True)
+    problem = settings.admin.startup_problem()
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    if settings.admin.insecure_no_token and settings.admin.token is None:
+        typer.echo("warning: --insecure-admin: anyone who reaches this port can change "
+                   "policies (development only)", err=True)
     serve(settings, models_dir)
 
 

@@ -281,9 +281,34 @@ class LimitSettings(_Strict):
     max_json_depth: int = Field(100, ge=4)
 
 
+class BatchingSettings(_Strict):
+    """Cross-request micro-batching per cross-encoder (see ``crossrank.models.batcher``)."""
+
+    enabled: bool = True
+    max_batch_pairs: int = Field(256, ge=1)
+    max_wait_ms: float = Field(0.0, ge=0, le=1000)
+    max_queue_pairs: int = Field(8192, ge=1)
+
+
 class AdminSettings(_Strict):
-    token: str | None = None
+    """The write side of /_crossrank (policies, mappings): on by default, behind a token.
+
+    A server with admin enabled and no token refuses to start, unless ``insecure_no_token``
+    (development only) says so on purpose; ``enabled: false`` serves policies from the
+    settings file and the policy index read-only.
+    """
+
+    enabled: bool = True
+    token: str | None = Field(None, min_length=16)
     insecure_no_token: bool = False
+
+    def startup_problem(self) -> str | None:
+        """Why a server with these settings must not start, or None."""
+        if self.enabled and self.token is None and not self.insecure_no_token:
+            return ("admin endpoints are enabled but no admin token is set: set "
+                    "CROSSRANK_ADMIN_TOKEN (16 characters or more), or admin.enabled: false "
+                    "(--no-admin) for a read-only proxy, or --insecure-admin for development")
+        return None
 
 
 class Settings(_Strict):
@@ -293,6 +318,7 @@ class Settings(_Strict):
     models: dict[str, Path] = Field(default_factory=dict)
     intra_op_threads: int = Field(0, ge=0)
     score_cache_entries: int = Field(100_000, ge=0)
+    batching: BatchingSettings = Field(default_factory=BatchingSettings)
     policies: list[Policy] = Field(default_factory=list)
     policy_index: str = ".crossrank-policies"
     policy_refresh_s: float = Field(2.0, gt=0)

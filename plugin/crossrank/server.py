@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from crossrank.config import Settings
+from crossrank.models.batcher import BatchLimits
 from crossrank.models.registry import ModelRegistry, discover_models
 from crossrank.proxy import access_log
 from crossrank.proxy.app import CrossrankApp
@@ -38,8 +39,15 @@ def found_kinds(found: dict[str, Path]) -> dict[str, str]:
 
 
 def build_app(settings: Settings, models_dir: Path | None = None) -> CrossrankApp:
+    problem = settings.admin.startup_problem()
+    if problem is not None:
+        raise ValueError(problem)
     models = resolve_models(settings, models_dir)
-    registry = ModelRegistry(models, intra_op_threads=settings.intra_op_threads)
+    batching = settings.batching
+    limits = (BatchLimits(batching.max_batch_pairs, batching.max_wait_ms,
+                          batching.max_queue_pairs) if batching.enabled else None)
+    registry = ModelRegistry(models, intra_op_threads=settings.intra_op_threads,
+                             batching=limits)
     return CrossrankApp(settings, registry, registry.kinds)
 
 

@@ -5,6 +5,7 @@ Expected orders come from the same real ONNX model scored directly with CrossEnc
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from opensearchpy import OpenSearch, helpers
+from opensearchpy import AsyncOpenSearch, OpenSearch, helpers
 
 from crossrank.config import Settings
 from crossrank.models import CrossEncoder
@@ -105,6 +106,48 @@ def test_reranked_order_follows_the_model(http: httpx.Client, policy: str, scifa
     assert response.json()["hits"]["max_score"] == pytest.approx(float(scores[order[0]]),
                                                                  abs=1e-5)
     assert [h["_id"] for h in got] != [h["_id"] for h in first_stage[:10]]
+
+
+CONCURRENT_QUERIES = ["insulin resistance in obese patients", "vitamin D and bone density",
+                      "stem cell differentiation", "antibiotic resistance genes",
+                      "blood pressure and salt intake", "tumour suppressor p53 mutations",
+                      "neurons and synaptic plasticity", "malaria vaccine efficacy",
+                      "gut microbiota and diet", "smoking and lung function",
+                      "DNA methylation in ageing", "statins and cholesterol"]
+
+
+async def test_concurrent_searches_are_batched_and_each_keeps_its_own_order(
+        proxy_url: str, policy: str, scifact_index: str, model: CrossEncoder,
+        os_client: OpenSearch) -> None:
+    """Searches that arrive together share the model's micro-batches; every client still gets
+    its own hits, in its own model order, whatever it was merged with."""
+    def counter(text: str, name: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name + '{model="default"}'))
+
+    client = AsyncOpenSearch(proxy_url, timeout=60)
+    try:
+        before = httpx.get(f"{proxy_url}/_crossrank/metrics").text
+        bodies = [{"query": {"multi_match": {"query": q, "fields": ["title", "text"]}},
+                   "size": 10} for q in CONCURRENT_QUERIES]
+        answers = await asyncio.gather(*(client.search(index=scifact_index, body=b)
+                                         for b in bodies))
+        after = httpx.get(f"{proxy_url}/_crossrank/metrics").text
+    finally:
+        await client.close()
+    for query, body, answer in zip(CONCURRENT_QUERIES, bodies, answers, strict=True):
+        first = os_client.search(index=scifact_index, body={**body, "size": 30})["hits"]["hits"]
+        scores = model.score([(query, f"{h['_source']['title']}. {h['_source']['text']}")
+                              for h in first])
+        order = np.argsort(-scores, kind="stable")[:10]
+        assert [h["_id"] for h in answer["hits"]["hits"]] == [first[i]["_id"] for i in order]
+    merged = (counter(after, "crossrank_batch_requests_total")
+              - counter(before, "crossrank_batch_requests_total"))
+    batches = (counter(after, "crossrank_batches_total")
+               - counter(before, "crossrank_batches_total"))
+    assert merged == len(CONCURRENT_QUERIES)  # every window went through the batcher
+    assert 1 <= batches <= merged
+    assert 'crossrank_batch_queue_pairs{model="default"} 0.0' in after
 
 
 def test_rerank_false_is_exactly_opensearch(http: httpx.Client, policy: str, scifact_index: str,
@@ -302,6 +345,34 @@ def test_unreachable_opensearch_is_a_clean_502(tiny_cross_encoder_dir: Path) -> 
         error = response.json()
         assert error["status"] == 502
         assert error["error"]["root_cause"][0]["type"] == "crossrank_upstream_unavailable"
+    finally:
+        served.stop()
+
+
+def test_read_only_proxy_refuses_admin_writes_but_serves(
+        opensearch_url: str, admin_token: str, tiny_cross_encoder_dir: Path, policy: str,
+        scifact_index: str) -> None:
+    """admin.enabled false: policies come from the shared index, nobody changes them here."""
+    from crossrank.config import AdminSettings
+    settings = proxy_settings(opensearch_url, tiny_cross_encoder_dir,
+                              admin=AdminSettings(enabled=False))
+    served = ServedProxy(build_app(settings), settings.port).start()
+    try:
+        for method, path in (("PUT", "/_crossrank/policies/ro-test"),
+                             ("DELETE", f"/_crossrank/policies/{policy}"),
+                             ("PUT", f"/_crossrank/mappings/{scifact_index}")):
+            refused = httpx.request(method, served.url + path, json={"indices": ["x"]},
+                                    headers={"x-crossrank-admin-token": admin_token})
+            assert refused.status_code == 403, (method, path, refused.text)
+            assert refused.json()["error"]["type"] == "security_exception"
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{served.url}/_crossrank/policies/{policy}").status_code != 200:
+            assert time.monotonic() < deadline, "the read-only proxy never saw the policy"
+            time.sleep(0.2)
+        answer = httpx.post(f"{served.url}/{scifact_index}/_search", json={
+            "query": {"match": {"text": "cancer"}}, "size": 3}, timeout=60)
+        assert answer.status_code == 200
+        assert answer.headers["x-crossrank-status"] == "reranked"
     finally:
         served.stop()
 

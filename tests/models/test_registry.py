@@ -19,6 +19,7 @@ from crossrank.models import (
     ModelRegistry,
     discover_models,
 )
+from crossrank.models.batcher import BatchLimits
 from crossrank.models.sample_texts import pair_sample
 
 
@@ -49,6 +50,25 @@ async def test_concurrent_calls_equal_sequential_calls(
     for pairs, one, other in zip(requests, sequential, concurrent, strict=True):
         assert one.shape == (len(pairs),)
         np.testing.assert_allclose(other, one, atol=1e-6)
+
+
+async def test_batched_registry_gives_each_caller_its_own_scores(
+        tiny_cross_encoder_dir: Path, registry: ModelRegistry,
+        requests: list[list[tuple[str, str]]]) -> None:
+    batched = ModelRegistry({"rerank": tiny_cross_encoder_dir}, intra_op_threads=1,
+                            batching=BatchLimits(max_batch_pairs=64, max_wait_ms=5))
+    try:
+        alone = [await registry.score("rerank", pairs) for pairs in requests]
+        together = await asyncio.gather(*(batched.score("rerank", pairs) for pairs in requests))
+        stats, waiting = batched.batch_stats()["rerank"]
+        await batched.stop_batchers()
+    finally:
+        batched.close()
+    for pairs, one, other in zip(requests, alone, together, strict=True):
+        assert other.shape == (len(pairs),)
+        np.testing.assert_allclose(other, one, atol=1e-5)  # fp32: batch-independent
+    assert stats.requests == len(requests) and stats.batches < len(requests)
+    assert waiting == 0
 
 
 async def test_blocking_work_runs_off_the_event_loop(registry: ModelRegistry) -> None:

@@ -4,7 +4,11 @@ Concurrent searches each bring a window of pairs. Run separately, their ONNX cal
 the same cores; merged, one call scores them all with better padding and no contention. The
 worker takes requests first come, first served, up to ``max_batch_pairs`` (a request larger
 than that runs alone, so nothing starves), waits at most ``max_wait_ms`` for company, runs the
-blocking scorer in an executor, and hands each caller its own slice in its own order. A caller
+blocking scorer in an executor, and hands each caller its own slice in its own order. With
+``max_wait_ms`` 0 (the server's default) nobody waits on purpose: a lone request runs at once,
+and requests that arrive while a batch runs are merged into the next one, so batches grow with
+the load and an idle server adds no latency. Inside a merged call, the scorer still splits the
+pairs into length-sorted runs bounded by its token budget. A caller
 that has gone (cancelled, for instance by its latency budget) is skipped before its pairs are
 run. When more than ``max_queue_pairs`` wait, new requests are refused with
 :class:`QueueFull` (the proxy answers 429).
@@ -29,6 +33,16 @@ ScoreFn = Callable[[Sequence[Pair], int | None], Scores]
 
 class QueueFull(Exception):
     """Too many pairs are waiting for this model; try again later."""
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """How a :class:`Batcher` merges: pairs per merged call, how long the oldest waiting request
+    waits for company (0: only while a batch runs), and how many pairs may wait at most."""
+
+    max_batch_pairs: int = 256
+    max_wait_ms: float = 0.0
+    max_queue_pairs: int = 8192
 
 
 @dataclass
@@ -62,6 +76,7 @@ class Batcher:
         self._queued_pairs = 0
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = BatchStats()
 
     @property
@@ -93,6 +108,9 @@ class Batcher:
                 request.future.set_exception(RuntimeError("the batcher was closed"))
 
     def _ensure_worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (a restarted app): start afresh there
+            self._loop, self._worker = loop, None
         if self._worker is None or self._worker.done():
             self._wakeup = asyncio.Event()
             self._worker = asyncio.create_task(self._run(), name="crossrank-batcher")

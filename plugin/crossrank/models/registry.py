@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from crossrank.models.batcher import Batcher, BatchLimits, BatchStats
 from crossrank.models.cross_encoder import CrossEncoder
 from crossrank.models.embedder import Embedder, Vectors
 from crossrank.models.errors import ModelKindError, ModelLookupError
@@ -31,12 +32,15 @@ class ModelRegistry:
     """Named models, each loaded once (lazily, or all at once by :meth:`warmup`).
 
     The async calls run the blocking work on the registry's own thread pool, sized to the
-    cores by default, never on the event loop.
+    cores by default, never on the event loop. With ``batching`` limits, concurrent
+    :meth:`score` calls for one model are merged by that model's :class:`Batcher`; without,
+    each call runs on its own.
     """
 
     def __init__(self, models: Mapping[str, Path], *, intra_op_threads: int = 0,
                  graph_optimization: str = "all", max_workers: int | None = None,
-                 max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS) -> None:
+                 max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+                 batching: BatchLimits | None = None) -> None:
         self._paths = dict(models)
         self.kinds: dict[str, Kind] = {name: Manifest.read(path).kind
                                        for name, path in self._paths.items()}
@@ -44,6 +48,8 @@ class ModelRegistry:
         self._graph_optimization = graph_optimization
         self._max_batch_tokens = max_batch_tokens
         self._loaded: dict[str, CrossEncoder | Embedder] = {}
+        self._batching = batching
+        self._batchers: dict[str, Batcher] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=max_workers or os.cpu_count() or 1,
                                             thread_name_prefix="crossrank-model")
@@ -70,8 +76,28 @@ class ModelRegistry:
     async def score(self, name: str, pairs: Sequence[Pair], *,
                     max_length: int | None = None) -> Scores:
         self._check(name, "cross-encoder")
-        return await self._run(lambda: self.cross_encoder(name).score(pairs,
-                                                                      max_length=max_length))
+        if self._batching is None:
+            return await self._run(lambda: self._score_now(name, pairs, max_length))
+        batcher = self._batchers.get(name)
+        if batcher is None:
+            limits = self._batching
+            batcher = self._batchers[name] = Batcher(
+                functools.partial(self._score_now, name), self._executor,
+                max_batch_pairs=limits.max_batch_pairs, max_wait_ms=limits.max_wait_ms,
+                max_queue_pairs=limits.max_queue_pairs)
+        return await batcher.score(pairs, max_length)
+
+    def batch_stats(self) -> dict[str, tuple[BatchStats, int]]:
+        """Per batched model: its counters and the pairs waiting now."""
+        return {name: (batcher.stats, batcher.queued_pairs)
+                for name, batcher in self._batchers.items()}
+
+    async def stop_batchers(self) -> None:
+        """Stop the batchers' workers on this event loop (callers still waiting get an error);
+        later calls start new ones. The models and the thread pool stay."""
+        batchers, self._batchers = self._batchers, {}
+        for batcher in batchers.values():
+            await batcher.aclose()
 
     async def embed(self, name: str, texts: Sequence[str]) -> Vectors:
         self._check(name, "embedder")
@@ -79,6 +105,9 @@ class ModelRegistry:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _score_now(self, name: str, pairs: Sequence[Pair], max_length: int | None) -> Scores:
+        return self.cross_encoder(name).score(pairs, max_length=max_length)
 
     async def _run(self, work: Callable[[], _T]) -> _T:
         loop = asyncio.get_running_loop()

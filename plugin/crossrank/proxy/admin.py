@@ -27,6 +27,7 @@ from crossrank.models.batcher import QueueFull
 from crossrank.proxy.errors import (
     BadRequest,
     CrossrankError,
+    Forbidden,
     InvalidJSON,
     InvalidPolicy,
     MethodNotAllowed,
@@ -90,6 +91,8 @@ def _load(body: bytes) -> Any:
 
 
 def _check_token(request: Incoming, admin: AdminSettings) -> None:
+    if not admin.enabled:
+        raise Forbidden("admin endpoints are disabled on this proxy (admin.enabled: false)")
     if admin.token is None:
         if admin.insecure_no_token:
             return

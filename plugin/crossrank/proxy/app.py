@@ -60,7 +60,7 @@ class CrossrankApp:
         self.settings = settings
         self.scorer = scorer
         self.model_kinds = dict(model_kinds)
-        self.metrics = Metrics()
+        self.metrics = Metrics(lambda: self.scorer)
         self.upstream = Upstream(settings.upstream)
         self.policies = PolicyStore(self.upstream, settings.policy_index, settings.policies,
                                     settings.policy_refresh_s)
@@ -86,6 +86,9 @@ class CrossrankApp:
         await self.policies.start()
 
     async def shutdown(self) -> None:
+        stop_batchers = getattr(self.scorer, "stop_batchers", None)
+        if callable(stop_batchers):
+            await stop_batchers()
         await self.policies.stop()
         await self.upstream.aclose()
 

@@ -52,6 +52,11 @@ class Unauthorized(CrossrankError):
     error_type = "security_exception"
 
 
+class Forbidden(CrossrankError):
+    status = 403
+    error_type = "security_exception"
+
+
 class NotFound(CrossrankError):
     status = 404
     error_type = "resource_not_found_exception"

@@ -2,14 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+class _BatcherCollector(Collector):
+    """Reads the scorer's micro-batching counters at scrape time (the batchers keep plain
+    counters; mean batch size is rate(pairs) / rate(batches))."""
+
+    def __init__(self, scorer: Callable[[], Any]) -> None:
+        self._scorer = scorer
+
+    def collect(self) -> Iterator[Metric]:
+        stats = getattr(self._scorer(), "batch_stats", None)
+        per_model = stats() if callable(stats) else {}
+        families = {
+            "batches": CounterMetricFamily("crossrank_batches", "Merged scoring calls",
+                                           labels=["model"]),
+            "pairs": CounterMetricFamily("crossrank_batch_pairs", "Pairs scored in batches",
+                                         labels=["model"]),
+            "requests": CounterMetricFamily("crossrank_batch_requests",
+                                            "Scoring requests merged into batches",
+                                            labels=["model"]),
+            "skipped": CounterMetricFamily("crossrank_batch_skipped_requests",
+                                           "Queued requests dropped because their caller left",
+                                           labels=["model"]),
+        }
+        queued = GaugeMetricFamily("crossrank_batch_queue_pairs",
+                                   "Pairs waiting for a model now", labels=["model"])
+        for model, (counters, waiting) in sorted(per_model.items()):
+            for key, family in families.items():
+                family.add_metric([model], getattr(counters, key))
+            queued.add_metric([model], waiting)
+        yield from families.values()
+        yield queued
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, scorer: Callable[[], Any] | None = None) -> None:
         self.registry = CollectorRegistry()
+        if scorer is not None:
+            self.registry.register(_BatcherCollector(scorer))
         self.requests = Counter("crossrank_requests_total", "Requests by route, arm and status",
                                 ["route", "arm", "status"], registry=self.registry)
         self.latency = Histogram("crossrank_request_seconds", "Request latency by route and arm",
