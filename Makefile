@@ -53,7 +53,7 @@ test: opensearch lint typecheck
 	$(BIN)/pytest -ra
 
 eval: opensearch models
-	$(BIN)/python scripts/run_eval.py
+	$(BIN)/python scripts/run_eval.py $(if $(ARGS),-- $(ARGS))
 
 bench: opensearch models
 	$(BIN)/python benchmarks/bench_scorer.py

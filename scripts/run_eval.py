@@ -9,7 +9,14 @@
    it started. The node keeps running for the next run; `make stop` stops it.
 
 Any `crossrank eval` option can be passed after `--`, e.g.
-`python scripts/run_eval.py -- --limit 50 --window 50`.
+`python scripts/run_eval.py -- --limit 50 --window 50`. The hybrid arms use the embedder that
+`make models` exports into onnx_models/minilm-l6-embedder (the proxy's name for it, eval's
+default `--embedder`):
+
+    .venv/bin/python scripts/run_eval.py -- --arms bm25,bm25+rerank,hybrid,hybrid+rerank
+
+The first such run indexes the corpus again with the proxy embedding every document (SciFact:
+about 14 minutes on two busy cores; later runs reuse the vectors).
 """
 
 from __future__ import annotations
@@ -111,6 +118,10 @@ def main() -> None:
         if not isinstance(models, dict) or models.get("default") != "cross-encoder":
             sys.exit(f"the proxy has no 'default' cross-encoder (models: {models}); "
                      "run `make models` first")
+        if any("hybrid" in arg for arg in args.eval_args) \
+                and "embedder" not in models.values():
+            sys.exit(f"the hybrid arms need an embedder and the proxy has none (models: "
+                     f"{models}); run `make models` first")
         eval_args = ["--dataset", str(args.dataset), "--qrels",
                      str(args.dataset / "qrels.tsv"), "--proxy", proxy, "--out", str(args.out),
                      *args.eval_args]

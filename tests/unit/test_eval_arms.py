@@ -7,8 +7,18 @@ from pathlib import Path
 import orjson
 import pytest
 
-from crossrank.eval.arms import BUILTIN_ARMS, ArmError, load_arms_file, select_arms
-from crossrank.eval.runner import PolicySpec, plan_runs, search_body
+from crossrank.config import Policy
+from crossrank.eval.arms import (
+    BM25_QUERY,
+    BUILTIN_ARMS,
+    DEFAULT_ARMS,
+    Arm,
+    ArmError,
+    load_arms_file,
+    select_arms,
+)
+from crossrank.eval.proxy_client import EvalError
+from crossrank.eval.runner import ArmRun, PolicySpec, check_outcomes, plan_runs, search_body
 
 
 def test_builtin_arms_and_query_text_is_a_json_value() -> None:
@@ -63,5 +73,64 @@ def test_bad_arms_file(tmp_path: Path, content: bytes, message: str) -> None:
 
 
 def test_unknown_arm() -> None:
-    with pytest.raises(ArmError, match=r"unknown arm.*hybrid.*available: bm25, bm25\+rerank"):
-        select_arms(["bm25", "hybrid"])
+    with pytest.raises(ArmError, match=r"unknown arm.*hybrd.*available: bm25, bm25\+rerank, "
+                                       r"hybrid, hybrid\+rerank$"):
+        select_arms(["bm25", "hybrd"])
+
+
+def test_hybrid_arms_turn_proxy_side_hybrid_on() -> None:
+    bm25, hybrid, reranked = select_arms(["bm25", "hybrid", "hybrid+rerank"])
+    assert DEFAULT_ARMS == ("bm25", "bm25+rerank")  # hybrid needs an embedder: opt in
+    assert (hybrid.rerank, hybrid.baseline) == (False, "bm25")
+    assert (reranked.rerank, reranked.baseline) == (True, "hybrid")
+    # the BM25 side is the bm25 arm's own query: the arms differ by the k-NN side only
+    assert hybrid.query == reranked.query == bm25.query == BM25_QUERY
+    assert hybrid.policy == reranked.policy == {"hybrid": {
+        "fusion": "rrf", "rank_constant": 60, "weights": [1.0, 1.0], "depth": 100}}
+    assert (bm25.hybrid, hybrid.hybrid, reranked.hybrid) == (False, True, True)
+    off = Arm("off", BM25_QUERY, rerank=False, policy={"hybrid": {"enabled": False}})
+    assert not off.hybrid
+    runs = plan_runs([bm25, hybrid, reranked], [20])
+    assert [(run.key, run.needs_policy) for run in runs] == [
+        ("bm25", False), ("hybrid", True), ("hybrid+rerank@20", True)]
+
+
+def test_hybrid_policy_is_valid_and_takes_the_embed_section() -> None:
+    spec = PolicySpec("ev", "idx", "default", (20, 50), embedder="minilm-l6-embedder")
+    hybrid = BUILTIN_ARMS["hybrid"]
+    policy = Policy.model_validate({"name": spec.name, **spec.body(hybrid.policy)})
+    assert policy.embed is not None and policy.hybrid is not None
+    assert (policy.embed.model, policy.embed.vector_field) == ("minilm-l6-embedder", "embedding")
+    # the documents are embedded from the text the reranker reads
+    assert (policy.embed.text_fields, policy.embed.template) == (["title", "text"],
+                                                                 "{title}. {text}")
+    assert (policy.hybrid.model, policy.hybrid.vector_field) == ("minilm-l6-embedder",
+                                                                 "embedding")
+    assert (policy.hybrid.fusion, policy.hybrid.rank_constant, policy.hybrid.depth) == (
+        "rrf", 60, 100)
+    # the bm25 arms run under the same embed section, without hybrid
+    assert Policy.model_validate({"name": "ev", **spec.body({})}).hybrid is None
+    assert "embed" not in PolicySpec("ev", "idx", "default", (20,)).body({})
+
+
+def _run(arm: str, statuses: dict[str, int], hybrid: dict[str, int]) -> ArmRun:
+    run = ArmRun(BUILTIN_ARMS[arm], 20 if BUILTIN_ARMS[arm].rerank else None)
+    run.ranked = {f"q{i}": ["d1"] for i in range(sum(statuses.values()))}
+    run.statuses.update(statuses)
+    run.hybrid.update(hybrid)
+    return run
+
+
+def test_outcomes_must_match_the_arm() -> None:
+    check_outcomes(_run("hybrid", {"bypassed": 2}, {"rrf": 1, "fallback:knn_error": 1}))
+    check_outcomes(_run("hybrid+rerank", {"reranked": 2}, {"rrf": 2}))
+    check_outcomes(_run("bm25", {"bypassed": 2}, {}))
+    with pytest.raises(EvalError, match=r"arm hybrid: none of 2 searches was answered by "
+                                        r"hybrid retrieval \(X-Crossrank-Hybrid: absent\)"):
+        check_outcomes(_run("hybrid", {"bypassed": 2}, {}))
+    with pytest.raises(EvalError, match="skipped:unsupported_body:sort x2"):
+        check_outcomes(_run("hybrid", {"bypassed": 2}, {"skipped:unsupported_body:sort": 2}))
+    # a policy left with hybrid on would make the bm25 arm a second hybrid arm
+    with pytest.raises(EvalError, match=r"arm bm25\+rerank@20: 2 of 2 searches were answered "
+                                        "by hybrid retrieval"):
+        check_outcomes(_run("bm25+rerank", {"reranked": 2}, {"rrf": 2}))

@@ -14,7 +14,7 @@ import typer
 
 from crossrank.eval.arms import DEFAULT_ARMS, ArmError
 from crossrank.eval.datasets import DatasetError
-from crossrank.eval.options import DEFAULT_WINDOWS, EvalOptions
+from crossrank.eval.options import DEFAULT_EMBEDDER, DEFAULT_WINDOWS, EvalOptions
 from crossrank.eval.proxy_client import EvalError
 
 
@@ -38,7 +38,8 @@ def eval_command(
     qrels: Annotated[Path | None, typer.Option(
         help="Judgments TSV (default: DATASET/qrels.tsv).")] = None,
     arms: Annotated[str, typer.Option(
-        help="Comma-separated arms: bm25, bm25+rerank, or names from --arms-file.")]
+        help="Comma-separated arms: bm25, bm25+rerank, hybrid, hybrid+rerank, or names "
+             "from --arms-file. Hybrid arms index the documents with vectors (--embedder).")]
         = ",".join(DEFAULT_ARMS),
     window: Annotated[str, typer.Option(
         help="Rerank windows K to measure, comma-separated.")]
@@ -54,6 +55,9 @@ def eval_command(
         envvar="CROSSRANK_ADMIN_TOKEN", help="Admin token, to put the eval policy.")] = None,
     model: Annotated[str, typer.Option(
         help="Model name (rerank-only: comma-separated, one run each).")] = "default",
+    embedder: Annotated[str, typer.Option(
+        help="Embedder, as the proxy names it, for the arms that need vectors (hybrid): the "
+             "proxy embeds each document with it while indexing.")] = DEFAULT_EMBEDDER,
     size: Annotated[int, typer.Option(min=1, max=10_000, help="Hits per query.")] = 100,
     analyzer: Annotated[str, typer.Option(
         help="Analyzer of title and text when indexing: english or standard.")] = "english",
@@ -79,7 +83,7 @@ def eval_command(
     options = EvalOptions(
         dataset=dataset, qrels=qrels, arms=_csv(arms), arms_file=arms_file,
         windows=_windows(window), index=index, out=out, proxy=proxy, admin_token=admin_token,
-        models=_csv(model) or ("default",), size=size, analyzer=analyzer,
+        models=_csv(model) or ("default",), embedder=embedder, size=size, analyzer=analyzer,
         rerank_only=rerank_only, manage_policy=policy, reindex=reindex, limit=limit,
         warmup=warmup, template=template, progress=progress)
     try:

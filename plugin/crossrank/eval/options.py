@@ -12,6 +12,10 @@ from crossrank.eval.arms import DEFAULT_ARMS
 from crossrank.eval.datasets import Dataset
 
 DEFAULT_WINDOWS = (20, 50, 100)
+# The name the proxy knows the embedder by: `crossrank serve --models-dir onnx_models` names
+# each model after its directory, and scripts/prepare_models.py exports all-MiniLM-L6-v2 (the
+# model benchmarks/bench_hybrid.py measured) into onnx_models/minilm-l6-embedder.
+DEFAULT_EMBEDDER = "minilm-l6-embedder"
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class EvalOptions:
     proxy: str = "http://127.0.0.1:8080"
     admin_token: str | None = None
     models: tuple[str, ...] = ("default",)
+    embedder: str = DEFAULT_EMBEDDER
     size: int = 100
     analyzer: str = "english"
     rerank_only: bool = False
@@ -58,6 +63,8 @@ class EvalOptions:
                       "--analyzer", self.analyzer, "--model", self.models[0]]
             if self.arms_file:
                 parts += ["--arms-file", str(self.arms_file)]
+            if self.embedder != DEFAULT_EMBEDDER:
+                parts += ["--embedder", self.embedder]
         if self.limit:
             parts += ["--limit", str(self.limit)]
         return shlex.join(parts)

@@ -32,6 +32,7 @@ class Timed:
     status: str  # X-Crossrank-Status, "" when absent
     reason: str
     server_timing: dict[str, float]
+    hybrid: str = ""  # X-Crossrank-Hybrid: rrf, rsf, skipped:<why>, fallback:<why>; "" when absent
 
 
 def _server_timing(value: str | None) -> dict[str, float]:
@@ -98,7 +99,8 @@ class ProxyClient:
         elapsed = (time.perf_counter() - began) * 1000
         return Timed(decoded, elapsed, response.headers.get("x-crossrank-status", ""),
                      response.headers.get("x-crossrank-reason", ""),
-                     _server_timing(response.headers.get("server-timing")))
+                     _server_timing(response.headers.get("server-timing")),
+                     response.headers.get("x-crossrank-hybrid", ""))
 
     def rerank(self, query: str, documents: list[JSONObject], model: str) -> Timed:
         began = time.perf_counter()
@@ -121,6 +123,30 @@ class ProxyClient:
         if response.status_code not in (200, 201):
             raise EvalError(f"PUT /_crossrank/policies/{name} failed with "
                             f"{response.status_code}: {_reason(response)}")
+
+    def get_policy(self, name: str) -> JSONObject:
+        """The policy as the proxy holds it (its ``embed`` section completed)."""
+        response, _ = self._call("GET", f"/_crossrank/policies/{quote(name, safe='')}")
+        if response.status_code != 200:
+            raise EvalError(f"GET /_crossrank/policies/{name} failed with "
+                            f"{response.status_code}: {_reason(response)}")
+        body: JSONObject = orjson.loads(response.content)
+        return body
+
+    def vector_mapping(self, index: str) -> JSONObject:
+        """What the policy of ``index`` needs for its vectors: ``GET /_crossrank/mappings/``
+        (policy, vector_field, embedder, dimension, and the index body with that mapping)."""
+        response, _ = self._call("GET", f"/_crossrank/mappings/{quote(index, safe='')}")
+        if response.status_code == 404:
+            raise EvalError(f"no policy with an embed section covers index [{index}], so "
+                            "nothing would embed its documents for the hybrid arms "
+                            f"({_reason(response)}); without --no-policy crossrank eval puts "
+                            "one, otherwise add an embed section to the index's policy")
+        if response.status_code != 200:
+            raise EvalError(f"GET /_crossrank/mappings/{index} failed with "
+                            f"{response.status_code}: {_reason(response)}")
+        body: JSONObject = orjson.loads(response.content)
+        return body
 
     def health(self) -> JSONObject:
         response, _ = self._call("GET", "/_crossrank/health")

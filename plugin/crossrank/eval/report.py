@@ -70,7 +70,9 @@ def _latency(result: RunResult) -> str:
 
 
 def _outcomes(result: RunResult) -> str:
-    return ", ".join(f"{status} {n}" for status, n in sorted(result.statuses.items())) or "-"
+    outcomes = [f"{status} {n}" for status, n in sorted(result.statuses.items())]
+    outcomes += [f"hybrid {how} {n}" for how, n in sorted(result.hybrid.items())]
+    return ", ".join(outcomes) or "-"
 
 
 def to_markdown(report: EvalReport) -> str:
@@ -87,6 +89,13 @@ def to_markdown(report: EvalReport) -> str:
         (f"- {st['size']} hits per query; windows K = {st.get('windows') or '-'}; "
          if st.get("size") else "- the judged candidates of each query; ")
         + f"created {report.created_at}",
+    ]
+    vectors = st.get("vectors")
+    if isinstance(vectors, dict):
+        lines.append(f"- vectors: embedder `{vectors.get('embedder')}` (dimension "
+                     f"{vectors.get('dimension')}) in `{vectors.get('field')}`, embedded by "
+                     "the proxy while indexing")
+    lines += [
         "",
         "## Quality and latency",
         "",

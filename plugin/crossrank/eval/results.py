@@ -37,6 +37,7 @@ class RunResult:
     reasons: dict[str, int] = field(default_factory=dict)
     server_timing_ms: dict[str, float] = field(default_factory=dict)
     per_query: PerQuery = field(default_factory=dict)
+    hybrid: dict[str, int] = field(default_factory=dict)  # X-Crossrank-Hybrid outcomes
 
 
 def score_run(run: ArmRun, qrels: Mapping[str, Mapping[str, int]]) -> RunResult:
@@ -47,7 +48,7 @@ def score_run(run: ArmRun, qrels: Mapping[str, Mapping[str, int]]) -> RunResult:
         statuses=dict(run.statuses), reasons=dict(run.reasons),
         server_timing_ms={name: float(np.mean(values))
                           for name, values in run.timings_ms.items() if values},
-        per_query=per_query)
+        per_query=per_query, hybrid=dict(run.hybrid))
 
 
 def comparison_pairs(runs: Sequence[ArmRun]) -> list[tuple[str, str]]:
