@@ -134,3 +134,10 @@ def test_outcomes_must_match_the_arm() -> None:
     with pytest.raises(EvalError, match=r"arm bm25\+rerank@20: 2 of 2 searches were answered "
                                         "by hybrid retrieval"):
         check_outcomes(_run("bm25+rerank", {"reranked": 2}, {"rrf": 2}))
+
+
+def test_blend_alpha_puts_the_blend_score_mode_into_a_valid_policy() -> None:
+    body = PolicySpec("ev", "idx", "default", (20,), blend_alpha=0.65).body({})
+    policy = Policy.model_validate({"name": "ev", **body})
+    assert (policy.score_mode, policy.blend_alpha) == ("blend", 0.65)
+    assert "score_mode" not in PolicySpec("ev", "idx", "default", (20,)).body({})

@@ -77,6 +77,11 @@ def eval_command(
     template: Annotated[str, typer.Option(
         help="Document text the model scores.")] = "{title}. {text}",
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    blend_alpha: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Rerank arms blend scores: alpha x model + (1 - alpha) x "
+                               "first stage, both min-max normalised (policy score_mode "
+                               "blend). Default: the model's score replaces the first "
+                               "stage's.")] = None,
 ) -> None:
     """Measure relevance (nDCG@10, MRR@10, MAP@100, Recall@100) and latency of each arm on
     judged data, through the proxy; write report.md, report.json and plots."""
@@ -85,7 +90,7 @@ def eval_command(
         windows=_windows(window), index=index, out=out, proxy=proxy, admin_token=admin_token,
         models=_csv(model) or ("default",), embedder=embedder, size=size, analyzer=analyzer,
         rerank_only=rerank_only, manage_policy=policy, reindex=reindex, limit=limit,
-        warmup=warmup, template=template, progress=progress)
+        warmup=warmup, template=template, progress=progress, blend_alpha=blend_alpha)
     try:
         from crossrank.eval.evaluation import run_evaluation
     except ImportError as exc:

@@ -75,7 +75,8 @@ def run_evaluation(options: EvalOptions) -> tuple[EvalReport, dict[str, Path]]:
             index = options.index_name(dataset)
             policy = (PolicySpec(f"{index}-eval", index, options.models[0], windows,
                                  template=options.template,
-                                 embedder=options.embedder if hybrid else None)
+                                 embedder=options.embedder if hybrid else None,
+                                 blend_alpha=options.blend_alpha)
                       if options.manage_policy else None)
             runs = plan_runs(arms, windows)
             if policy is not None and any(run.needs_policy for run in runs):

@@ -40,6 +40,7 @@ class EvalOptions:
     warmup: int = 3
     template: str = "{title}. {text}"
     progress: bool = True
+    blend_alpha: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def index_name(self, dataset: Dataset) -> str:
@@ -61,6 +62,8 @@ class EvalOptions:
             parts += ["--arms", ",".join(self.arms),
                       "--window", ",".join(map(str, self.windows)), "--size", str(self.size),
                       "--analyzer", self.analyzer, "--model", self.models[0]]
+            if self.blend_alpha is not None:
+                parts += ["--blend-alpha", str(self.blend_alpha)]
             if self.arms_file:
                 parts += ["--arms-file", str(self.arms_file)]
             if self.embedder != DEFAULT_EMBEDDER:

@@ -78,12 +78,15 @@ class PolicySpec:
     template: str = "{title}. {text}"
     embedder: str | None = None
     vector_field: str = "embedding"
+    blend_alpha: float | None = None
 
     def body(self, extra: JSONObject) -> JSONObject:
         widest = max(self.windows)
         base: JSONObject = {"indices": [self.index], "text_fields": list(self.text_fields),
                             "template": self.template, "window": widest, "max_window": widest,
                             "model": self.model}
+        if self.blend_alpha is not None:
+            base.update(score_mode="blend", blend_alpha=self.blend_alpha)
         if self.embedder is not None:
             base["embed"] = {"model": self.embedder, "vector_field": self.vector_field}
         return {**base, **extra}
