@@ -40,6 +40,8 @@ from pydantic import (
 )
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
+# The same rule in the JSON schema of the admin API (crossrank.proxy.openapi).
+_NAME_SCHEMA: dict[str, Any] = {"pattern": _NAME_RE.pattern}
 
 
 class _Strict(BaseModel):
@@ -84,7 +86,7 @@ class EmbedSection(_Strict):
     ``vector_field``, a ``knn_vector`` field (see ``crossrank.ingest.mapping``).
     """
 
-    model: str
+    model: str = Field(json_schema_extra=_NAME_SCHEMA)
     vector_field: str
     text_fields: list[str] | None = Field(None, min_length=1)
     template: str | None = None
@@ -131,7 +133,7 @@ class HybridSection(_Strict):
     weights: list[float] = Field(default_factory=lambda: [1.0, 1.0], min_length=2, max_length=2)
     depth: int = Field(100, ge=1, le=10_000)
     vector_field: str | None = None
-    model: str | None = None
+    model: str | None = Field(None, json_schema_extra=_NAME_SCHEMA)
 
     @field_validator("weights")
     @classmethod
@@ -156,10 +158,10 @@ class HybridSection(_Strict):
 class Policy(_Strict):
     """Reranking policy for one index name, alias or wildcard pattern."""
 
-    name: str
+    name: str = Field(json_schema_extra=_NAME_SCHEMA)
     indices: list[str] = Field(default_factory=list)
     enabled: bool = True
-    model: str = "default"
+    model: str = Field("default", json_schema_extra=_NAME_SCHEMA)
     text_fields: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
     template: str | None = None
     separator: str = " "
@@ -168,7 +170,10 @@ class Policy(_Strict):
     max_length: int | None = Field(None, ge=8, le=8192)
     score_mode: Literal["replace", "blend"] = "replace"
     blend_alpha: float = Field(0.5, ge=0.0, le=1.0)
-    budget_ms: float | None = Field(None, gt=0)
+    # Scoring time allowed per search, queueing included; past it the search is answered in
+    # first-stage order (reason budget_exceeded). null: no limit (a stalled model then holds
+    # the search until the client gives up).
+    budget_ms: float | None = Field(10_000, gt=0)
     ab: ABSplit = Field(default_factory=ABSplit)
     embed: EmbedSection | None = None
     hybrid: HybridSection | None = None
