@@ -1,22 +1,26 @@
 """A TCP relay on loopback between the proxy and the real OpenSearch node, for tests.
 
 It records what the proxy sent upstream (to check headers reach OpenSearch as the client sent
-them) and can delay the node's answers (to test timeouts). It forwards real bytes to a real
+them), can delay the node's answers (to test timeouts) and can speak TLS to the proxy (to test
+certificate checks). It forwards real bytes to a real
 node; it never answers by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from urllib.parse import urlparse
 
 
 class Relay:
-    def __init__(self, target_url: str, *, delay_s: float = 0.0) -> None:
+    def __init__(self, target_url: str, *, delay_s: float = 0.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         parsed = urlparse(target_url)
         self.target = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.delay_s = delay_s
+        self.tls = tls  # serve TLS to the proxy (the node behind stays plain HTTP)
         self.sent = bytearray()  # everything the proxy sent towards OpenSearch
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -27,7 +31,7 @@ class Relay:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Relay:
         self._thread.start()
@@ -52,7 +56,7 @@ class Relay:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0))
+            asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls))
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         try:
