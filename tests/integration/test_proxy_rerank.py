@@ -148,6 +148,7 @@ async def test_concurrent_searches_are_batched_and_each_keeps_its_own_order(
     assert merged == len(CONCURRENT_QUERIES)  # every window went through the batcher
     assert 1 <= batches <= merged
     assert 'crossrank_batch_queue_pairs{model="default"} 0.0' in after
+    assert "process_resident_memory_bytes" in after
 
 
 def test_rerank_false_is_exactly_opensearch(http: httpx.Client, policy: str, scifact_index: str,

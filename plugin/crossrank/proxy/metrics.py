@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -47,6 +54,7 @@ class _BatcherCollector(Collector):
 class Metrics:
     def __init__(self, scorer: Callable[[], Any] | None = None) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU, fds
         if scorer is not None:
             self.registry.register(_BatcherCollector(scorer))
         self.requests = Counter("crossrank_requests_total", "Requests by route, arm and status",
