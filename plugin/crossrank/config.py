@@ -39,6 +39,7 @@ from pydantic import (
     model_validator,
 )
 
+# fullmatch, never match: "$" alone would let a trailing newline through.
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
 # The same rule in the JSON schema of the admin API (crossrank.proxy.openapi).
 _NAME_SCHEMA: dict[str, Any] = {"pattern": _NAME_RE.pattern}
@@ -74,7 +75,11 @@ def _check_path(path: str) -> str:
 
 
 def _template_fields(template: str) -> set[str]:
-    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    if "" in fields:  # "{}" would leave the reranker nothing to fill it with
+        raise ValueError("every template field must name a text field, as {title}; "
+                         "'{}' names none")
+    return fields
 
 
 class EmbedSection(_Strict):
@@ -95,7 +100,7 @@ class EmbedSection(_Strict):
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
+        if not _NAME_RE.fullmatch(value):
             raise ValueError("must be the name of a configured embedder model, not a path or URL")
         return value
 
@@ -150,7 +155,7 @@ class HybridSection(_Strict):
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME_RE.match(value):
+        if value is not None and not _NAME_RE.fullmatch(value):
             raise ValueError("must be the name of a configured embedder model, not a path or URL")
         return value
 
@@ -181,7 +186,7 @@ class Policy(_Strict):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
+        if not _NAME_RE.fullmatch(value):
             raise ValueError("must be lowercase letters, digits, '_', '-', '.' (at most 128)")
         return value
 
@@ -189,7 +194,7 @@ class Policy(_Strict):
     @classmethod
     def _check_model(cls, value: str) -> str:
         # A policy names a model registered by the operator; never a path or a URL.
-        if not _NAME_RE.match(value):
+        if not _NAME_RE.fullmatch(value):
             raise ValueError("must be the name of a configured model, not a path or URL")
         return value
 

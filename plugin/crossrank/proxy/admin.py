@@ -9,6 +9,9 @@
     PUT    /_crossrank/mappings/{index}      create it (admin token)
     GET    /_crossrank/health                liveness and readiness
     GET    /_crossrank/metrics               Prometheus
+    GET    /_crossrank/openapi.json          this API in OpenAPI 3.1 (crossrank.proxy.openapi)
+
+Only writes need the admin token; health, metrics and the description are open.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import hmac
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -47,14 +50,15 @@ ADMIN_TOKEN_HEADER = "x-crossrank-admin-token"
 
 class RerankDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str | int | None = None
+    # Echoed back as given; the JSON encoder writes integers of at most 64 bits.
+    id: Annotated[int, Field(ge=-(2**63), le=2**64 - 1)] | str | None = None
     text: str
 
 
 class RerankRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1)
-    documents: list[str | RerankDocument] = Field(max_length=10_000)
+    documents: list[RerankDocument | str] = Field(max_length=10_000)
     top_n: int | None = Field(None, ge=1)
     return_documents: bool = False
     model: str = "default"
@@ -126,6 +130,10 @@ async def handle_admin(request: Incoming, path: str, ctx: AdminContext, send: Se
     elif parts == ["metrics"]:
         await respond(send, 200, ctx.metrics.render(),
                       [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")])
+    elif parts == ["openapi.json"]:
+        from crossrank.proxy.openapi import document_bytes  # it imports this module
+
+        await respond(send, 200, document_bytes(), JSON_HEADERS)
     else:
         raise NotFound(f"no crossrank endpoint at /_crossrank{path}")
 
