@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from crossrank.models import token_batches
 from crossrank.models.manifest import Manifest, Pooling
+from crossrank.models.model_dir import open_model_dir
 from crossrank.models.onnx_session import OnnxSession
 from crossrank.models.token_batches import DEFAULT_MAX_BATCH_TOKENS
 from crossrank.models.tokenization import Tokenizer
@@ -37,13 +38,10 @@ class Embedder:
     def load(cls, directory: Path, *, intra_op_threads: int = 0, graph_optimization: str = "all",
              max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
              verify_checksums: bool = True) -> Embedder:
-        manifest = Manifest.read(directory)
-        if verify_checksums:
-            manifest.verify(directory)
-        session = OnnxSession(directory / manifest.model_file,
-                              intra_op_threads=intra_op_threads,
-                              graph_optimization=graph_optimization)
-        return cls(manifest, session, Tokenizer(directory / manifest.tokenizer_file),
+        files = open_model_dir(directory, intra_op_threads=intra_op_threads,
+                               graph_optimization=graph_optimization,
+                               verify_checksums=verify_checksums)
+        return cls(files.manifest, files.session, files.tokenizer,
                    max_batch_tokens=max_batch_tokens)
 
     @property

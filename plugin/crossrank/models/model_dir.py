@@ -1,0 +1,29 @@
+"""What every exported model directory loads the same way: manifest, session, tokenizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossrank.models.manifest import Manifest
+from crossrank.models.onnx_session import OnnxSession
+from crossrank.models.tokenization import Tokenizer
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    manifest: Manifest
+    session: OnnxSession
+    tokenizer: Tokenizer
+
+
+def open_model_dir(directory: Path, *, intra_op_threads: int = 0,
+                   graph_optimization: str = "all", verify_checksums: bool = True) -> ModelFiles:
+    """Read ``crossrank.json``, check the files against its checksums (unless told not to),
+    and open the ONNX session and the tokenizer it names."""
+    manifest = Manifest.read(directory)
+    if verify_checksums:
+        manifest.verify(directory)
+    session = OnnxSession(directory / manifest.model_file, intra_op_threads=intra_op_threads,
+                          graph_optimization=graph_optimization)
+    return ModelFiles(manifest, session, Tokenizer(directory / manifest.tokenizer_file))
