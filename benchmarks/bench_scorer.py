@@ -2,8 +2,11 @@
 
 The same 100 SciFact (claim, abstract) pairs at max_length 256, in one process, timed in
 interleaved rounds (each contender once per round; the best and the median round reported),
-so that load from other processes hits every contender alike. The model is all-MiniLM-L6-v2's
-encoder under a fresh seeded one-logit head (no trained cross-encoder is needed to time one).
+so that load from other processes hits every contender alike. The model is the shipped default
+model's fp32 checkpoint (`.crossrank/train/checkpoint`, left by `crossrank train`) when it is
+there, else all-MiniLM-L6-v2's encoder under a fresh seeded one-logit head; `--source DIR` names
+any local sequence-classification model. sentence-transformers' own ONNX backend (exported by
+optimum on load) is the second baseline.
 Also measured: this machine's fp32 GEMM rate with numpy, and the time MiniLM-L6's
 2 x 10.6 M x tokens FLOPs would take at that rate (the floor for an fp32 run).
 
@@ -14,9 +17,11 @@ Also measured: this machine's fp32 GEMM rate with numpy, and the time MiniLM-L6'
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -78,6 +83,14 @@ def export(source: Path, out: Path, **options: Any) -> Path:
     if not (out / "crossrank.json").is_file():
         export_model(source, out, **options)
     return out
+
+
+def _weights_tag(directory: Path) -> str:
+    weights = next(iter(sorted(directory.glob("*.safetensors")) or
+                        sorted(directory.glob("*.bin"))), None)
+    if weights is None:
+        raise SystemExit(f"{directory}: no model weights (*.safetensors or *.bin)")
+    return hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
 
 
 def gemm_rate() -> float:
@@ -153,6 +166,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--work-dir", type=Path, default=REPO / ".crossrank" / "bench_scorer")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="local cross-encoder directory (default: the trained checkpoint)")
     parser.add_argument("--sweep", action="store_true",
                         help="also time thread, graph-level and batching settings")
     parser.add_argument("--write", type=Path,
@@ -164,25 +179,42 @@ def main() -> None:
 
     load_before = os.getloadavg()
     work = args.work_dir
-    source = build_source(work / "source")
-    fp32_dir = export(source, work / "onnx-fp32")
-    int8_dir = export(source, work / "onnx-int8-O2", optimize="O2", quantize="int8")
+    trained = REPO / ".crossrank" / "train" / "checkpoint"
+    source = args.source or (trained if (trained / "config.json").is_file()
+                             else build_source(work / "source"))
+    tag = f"{source.name}-{_weights_tag(source)}"
+    fp32_dir = export(source, work / tag / "onnx-fp32")
+    int8_dir = export(source, work / tag / "onnx-int8", quantize="int8")  # as shipped
+    int8_o2_dir = export(source, work / tag / "onnx-int8-O2", optimize="O2", quantize="int8")
+    st_onnx_dir = work / tag / "st-onnx"
+    if not (st_onnx_dir / "config.json").is_file():
+        shutil.copytree(source, st_onnx_dir, dirs_exist_ok=True)
     pairs = scifact_pairs(args.pairs)
 
-    reference = STCrossEncoder(str(source), max_length=args.max_length, device="cpu")
+    identity = torch.nn.Identity()  # raw logits from every contender, whatever the head
+    reference = STCrossEncoder(str(source), max_length=args.max_length, device="cpu",
+                               activation_fn=identity)
+    st_onnx = STCrossEncoder(str(st_onnx_dir), max_length=args.max_length, device="cpu",
+                             backend="onnx", activation_fn=identity)
     fp32 = CrossEncoder.load(fp32_dir)
     int8 = CrossEncoder.load(int8_dir)
+    int8_o2 = CrossEncoder.load(int8_o2_dir)
     n = args.max_length
     contenders: dict[str, Callable[[], Any]] = {
         "sentence-transformers CrossEncoder, PyTorch fp32": lambda: reference.predict(
             pairs, batch_size=32, show_progress_bar=False, convert_to_numpy=True),
-        "crossrank ONNX fp32": lambda: fp32.score(pairs, max_length=n),
-        "crossrank ONNX int8 (O2, dynamic)": lambda: int8.score(pairs, max_length=n),
+        "sentence-transformers CrossEncoder, ONNX backend fp32": lambda: st_onnx.predict(
+            pairs, batch_size=32, show_progress_bar=False, convert_to_numpy=True),
+        "crossrank ONNX fp32": lambda: fp32.raw_scores(pairs, max_length=n),
+        "crossrank ONNX int8 (dynamic, as shipped)": lambda: int8.raw_scores(pairs,
+                                                                             max_length=n),
+        "crossrank ONNX int8 (O2 graph, dynamic)": lambda: int8_o2.raw_scores(pairs,
+                                                                              max_length=n),
     }
     times = interleaved(contenders, args.rounds)
     st_scores = np.asarray(contenders["sentence-transformers CrossEncoder, PyTorch fp32"]())
-    fp32_scores = fp32.score(pairs, max_length=n)
-    int8_scores = int8.score(pairs, max_length=n)
+    fp32_scores = fp32.raw_scores(pairs, max_length=n)
+    int8_scores = int8.raw_scores(pairs, max_length=n)
 
     # dynamic int8 scales activations per batch tensor: a pair's score depends on its batch
     alone = slice(0, 20)
@@ -209,6 +241,8 @@ def main() -> None:
         f"onnxruntime {__import__('onnxruntime').__version__}. Load average before/after: "
         f"{load_before[0]:.1f} / {load_after[0]:.1f}.",
         "",
+        f"Model: `{source}` (weights sha256 {_weights_tag(source)}...).",
+        "",
         f"Workload: {len(pairs)} SciFact (claim, abstract) pairs, max_length {n}, "
         f"{tokens} tokens after truncation (mean {tokens / len(pairs):.0f} per pair). "
         f"{args.rounds} interleaved rounds.",
@@ -225,7 +259,12 @@ def main() -> None:
         f"params x {tokens} tokens x 2 = {2 * params * tokens / 1e9:.0f} GFLOP, "
         f"{flop_time:.2f} s at that rate (attention's L^2 terms not counted).",
         f"- crossrank fp32 vs sentence-transformers: max |diff| "
-        f"{np.abs(fp32_scores - st_scores).max():.1e} (sigmoid scores).",
+        f"{np.abs(fp32_scores - st_scores).max():.1e} (raw logits), Spearman "
+        f"{spearman(st_scores, fp32_scores):.4f}.",
+        f"- crossrank int8 vs sentence-transformers fp32: Spearman "
+        f"{spearman(st_scores, int8_scores):.4f}.",
+        f"- int8 O2 vs fp32: Spearman "
+        f"{spearman(fp32_scores, int8_o2.raw_scores(pairs, max_length=n)):.4f}.",
         f"- int8 vs fp32: Spearman {spearman(fp32_scores, int8_scores):.4f}, top-10 overlap "
         f"{top_k_overlap(fp32_scores, int8_scores, 10):.2f}, max |diff| "
         f"{np.abs(fp32_scores - int8_scores).max():.3f}.",
