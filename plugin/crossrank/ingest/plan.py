@@ -12,8 +12,10 @@ has an ``embed`` section:
   ``document_missing_exception``). A ``doc`` that empties every text field sets the vector to
   null. An ``upsert`` document gets its own vector. Scripted updates cannot be foreseen: the
   script is sent as is (its ``upsert`` still gets a vector).
-- ``delete``, documents without any text field, and bodies that are not JSON objects are
-  left exactly as sent; OpenSearch answers them as it would without crossrank.
+- ``delete``, documents without any text field, bodies that are not JSON objects and bodies
+  nested deeper than ``MAX_DEPTH`` levels (reading them would exhaust Python's recursion
+  limit; OpenSearch's own mapping depth limit is 20) are left exactly as sent; OpenSearch
+  answers them as it would without crossrank.
 
 Bodies that change are written back with only the vector added: an ``index``/``create`` source
 without the vector field keeps every byte and gets the field spliced in first; otherwise the
@@ -47,6 +49,10 @@ __all__ = ["Embedding", "IngestPlan", "Lookup", "Slot", "WriteOp", "bulk_ops", "
            "plan_ingest", "render", "rewrite_bulk"]
 
 Part = Literal["source", "doc", "upsert"]
+
+MAX_DEPTH = 200
+"""Bodies nested deeper are not embedded: their text is read, and the body re-serialised,
+recursively."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +141,8 @@ def plan_ingest(ops: Sequence[WriteOp],
             continue
         plan.sections[number] = section
         body = _loads(op.body)
-        if not isinstance(body, dict):
-            continue  # not an object, or not JSON: OpenSearch answers as without crossrank
+        if not isinstance(body, dict) or _depth(body) > MAX_DEPTH:
+            continue  # not an object, not JSON, or too deep: OpenSearch answers it as sent
         plan.bodies[number] = body
         if op.action in ("index", "create"):
             _embed(plan, Slot(number, "source"), section, body, keep_empty=False)
@@ -227,6 +233,18 @@ def _loads(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a decoded JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (
+                node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def rewrite_bulk(body: bytes, ops: Sequence[WriteOp], new_bodies: Mapping[int, bytes]) -> bytes:

@@ -17,6 +17,9 @@ Scores (``merge_response``):
 - ``ext.crossrank.explain: true`` adds to every returned hit
   ``"_crossrank": {"first_stage_score", "first_stage_rank" (1-based), "rerank_score"}``
   (``rerank_score`` is null past the window and in a fallback).
+- Malformed input never fails the search: a hit that is not an object is passed on as received
+  (it scores as a hit without text); a ``_source`` nested too deep to read recursively
+  (OpenSearch stores up to 1,000 levels) has no text, and is returned as fetched, unfiltered.
 
 Everything else in the response (aggregations, ``hits.total``, suggest, highlight, ``fields``,
 ``inner_hits``, ``matched_queries``, ``_shards``, ``pit_id``) is passed on as received. The input
@@ -25,6 +28,7 @@ response is not modified: the returned dict shares every part it does not change
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 
@@ -47,7 +51,11 @@ def document_texts(hits: Sequence[Hit], policy: Policy) -> tuple[list[str], int]
     missing = 0
     for hit in hits:
         source = hit.get("_source") if isinstance(hit, dict) else None
-        text, absent = source_text(source, policy.text_fields, policy.template, policy.separator)
+        try:
+            text, absent = source_text(source, policy.text_fields, policy.template,
+                                       policy.separator)
+        except RecursionError:  # OpenSearch stores sources nested up to 1,000 levels deep
+            text, absent = "", len(policy.text_fields)
         texts.append(text)
         missing += absent
     return texts, missing
@@ -78,6 +86,9 @@ def merge_response(plan: SearchPlan, response: JSONObject, scores: Scores | Sequ
     restore = source_filterer(plan.client_source) if plan.restore_source else None
     page = []
     for position in ranked[plan.from_: plan.from_ + plan.size]:
+        if not isinstance(hits[position], dict):  # not a hit: passed on as received
+            page.append(hits[position])
+            continue
         hit = dict(hits[position])
         reranked = final is not None and position < len(window)
         if final is not None:
@@ -105,7 +116,8 @@ def _restore_source(hit: Hit, plan: SearchPlan,
     if not plan.client_source.fetch:
         hit.pop("_source", None)
     elif isinstance(hit.get("_source"), dict):
-        hit["_source"] = restore(hit["_source"])
+        with contextlib.suppress(RecursionError):  # too deep to filter: kept as fetched
+            hit["_source"] = restore(hit["_source"])
 
 
 def _final_scores(plan: SearchPlan, window: list[Hit],
@@ -137,7 +149,7 @@ def _raw(scores: Scores | Sequence[float] | None, index: int) -> float:
 
 
 def _first_stage(hit: Hit) -> float | None:
-    score = hit.get("_score")
+    score = hit.get("_score") if isinstance(hit, dict) else None
     if isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score):
         return float(score)
     return None

@@ -36,6 +36,7 @@ is what the window holds, and the reranker re-orders it.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -59,6 +60,7 @@ Arm = Literal["rerank", "baseline"]
 CROSSRANK_PARAMS = frozenset({"rerank", "rerank_window", "rerank_query"})
 _EXT_KEYS = frozenset({"query_text", "window", "explain"})
 DEFAULT_SIZE = 10
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -214,15 +216,16 @@ def _text(name: str, value: JSON) -> str:
 
 
 def _integer(value: JSON) -> int | None:
-    """An int, or a string of one, as OpenSearch's parsers accept; None otherwise."""
+    """An int, or a string of one, as OpenSearch's parsers accept; None otherwise. Python's
+    ``int()`` alone would also take ``1_000`` and non-ASCII digits, which OpenSearch refuses."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
         try:
             return int(value.strip())
-        except ValueError:
+        except ValueError:  # more digits than int() converts
             return None
     return None
 

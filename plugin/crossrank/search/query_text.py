@@ -24,7 +24,7 @@ often sends the same text to BM25 and to the neural clause).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from crossrank.types import JSON
 
@@ -35,11 +35,11 @@ _MAX_DEPTH = 100
 
 def extract_query_text(query: JSON) -> str | None:
     """The query text of a DSL query, or None when it has no full-text clause."""
-    texts: list[str] = []
+    texts: dict[str, None] = {}  # a dict, not a list: "not in" on a list is quadratic
     for text in _texts(query, 0):
         text = " ".join(text.split())
-        if text and text not in texts:
-            texts.append(text)
+        if text:
+            texts.setdefault(text)
     return " ".join(texts) or None
 
 
@@ -120,23 +120,39 @@ _UNESCAPE = re.compile("[\U000f0000-\U000ffffd]")
 _TERM_START = r"(?<![^\s(])"
 _TERM = r"(?:\"[^\"]*\"?|\([^()]*\)?|[^\s()]+)"
 _FIELD = r"(?:[\w.*@-]+:)"
+# Every pattern runs in time linear in the text, whatever the client sends: a field name is tried
+# only where a run of name characters starts (tried inside a long word, each start would scan to
+# the word's end), and a bracket is read once, up to its first closing bracket.
+_FIELD_START = r"(?<![\w.*@-])"
+_BRACKET = re.compile(
+    r"(?:" + _FIELD_START + _FIELD + r"\s*)?[\[{](?P<inside>[^\]}]*)(?P<close>[\]}])?")
+_TO = re.compile(r"\bTO\b")
 
-_LUCENE_DROP = [
-    re.compile(r"_exists_:\S+"),
+
+def _range(match: re.Match[str]) -> str:
+    """A range (``field:[a TO b]``, ``{a TO *]``) goes; any other bracket stays for now."""
+    if match.group("close") and _TO.search(match.group("inside")):
+        return " "
+    return match.group(0)
+
+
+_Drop = tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]
+_LUCENE_DROP: list[_Drop] = [
+    (re.compile(r"_exists_:\S+"), " "),
     # ranges: field:[a TO b], {a TO *], field:>=10
-    re.compile(_FIELD + r"?\s*[\[{][^\]}]*\bTO\b[^\]}]*[\]}]"),
-    re.compile(_FIELD + r"\s*[<>]=?\s*[^\s()]+"),
+    (_BRACKET, _range),
+    (re.compile(_FIELD_START + _FIELD + r"\s*[<>]=?\s*[^\s()]+"), " "),
     # regular expressions: /joh?n/
-    re.compile(_TERM_START + _FIELD + r"?/[^/]*/"),
+    (re.compile(_TERM_START + _FIELD + r"?/[^/]*/"), " "),
     # negated terms: their words say what the user does NOT want
-    re.compile(r"(?:" + _TERM_START + r"[-!]|(?<![\w])NOT\s+)" + _FIELD + r"?" + _TERM),
-    re.compile(_TERM_START + _FIELD),
-    re.compile(r"(?<![\w])(?:AND|OR|NOT)(?![\w])|&&|\|\|"),
-    re.compile(r"[\^~][\d.]*"),
+    (re.compile(r"(?:" + _TERM_START + r"[-!]|(?<![\w])NOT\s+)" + _FIELD + r"?" + _TERM), " "),
+    (re.compile(_TERM_START + _FIELD), " "),
+    (re.compile(r"(?<![\w])(?:AND|OR|NOT)(?![\w])|&&|\|\|"), " "),
+    (re.compile(r"[\^~][\d.]*"), " "),
 ]
-_SIMPLE_DROP = [
-    re.compile(_TERM_START + r"-" + _TERM),
-    re.compile(r"~[\d.]*"),
+_SIMPLE_DROP: list[_Drop] = [
+    (re.compile(_TERM_START + r"-" + _TERM), " "),
+    (re.compile(r"~[\d.]*"), " "),
 ]
 _LUCENE_WILDCARDS = re.compile(r"[*?]")
 _SIMPLE_WILDCARDS = re.compile(r"\*")
@@ -158,12 +174,12 @@ def strip_simple_query_string(text: str) -> str:
     return _strip(text, _SIMPLE_DROP, _SIMPLE_WILDCARDS, _SIMPLE_PUNCTUATION)
 
 
-def _strip(text: str, drops: list[re.Pattern[str]], wildcards: re.Pattern[str],
+def _strip(text: str, drops: list[_Drop], wildcards: re.Pattern[str],
            punctuation: re.Pattern[str]) -> str:
     text = _UNESCAPE.sub("", text)
     text = _ESCAPE.sub(_hide, text)
-    for pattern in drops:
-        text = pattern.sub(" ", text)
+    for pattern, replacement in drops:
+        text = pattern.sub(replacement, text)
     text = wildcards.sub("", text)
     text = punctuation.sub(" ", text)
     text = _UNESCAPE.sub(_reveal, text)
