@@ -3,7 +3,8 @@
 One run, one machine, every number a ratio against a baseline measured in the same run:
 
 1. first stage alone: opensearch-py against OpenSearch directly, the same BM25 query for the
-   window (size 50), concurrency 1;
+   window (size 50), concurrency 1 (at concurrency 1, phases 1-4 run query by query in
+   rotation; at 4 and 16 the two servers take turns, ABBA over the two halves of the queries);
 2. pure scoring: crossrank's CrossEncoder on the same (claim, "title. abstract") windows,
    in this process, concurrency 1;
 3. crossrank end to end: `crossrank serve` in its own process with the default model, policy
@@ -218,14 +219,17 @@ async def through_proxy(url: str, queries: list[str], concurrency: int,
         await client.close()
 
 
-def timed_loop(queries: list[str], run: Callable[[str], object]) -> dict[str, float]:
-    latencies = []
-    began = time.perf_counter()
+def rotation(queries: list[str],
+             contenders: dict[str, Callable[[str], object]]) -> dict[str, dict[str, float]]:
+    """Each query through every contender in turn (in this order: a contender may use what
+    an earlier one left); queries per second from the sum of each contender's latencies."""
+    latencies: dict[str, list[float]] = {name: [] for name in contenders}
     for query in queries:
-        start = time.perf_counter()
-        run(query)
-        latencies.append(time.perf_counter() - start)
-    return summary(latencies, time.perf_counter() - began)
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            run(query)
+            latencies[name].append(time.perf_counter() - start)
+    return {name: summary(values, sum(values)) for name, values in latencies.items()}
 
 
 def main() -> None:
@@ -238,7 +242,7 @@ def main() -> None:
                         help="PyTorch weights of the default model, for the by-hand loop")
     parser.add_argument("--write", type=Path, help="replace the results block of this file")
     args = parser.parse_args()
-    levels = [int(c) for c in args.concurrency.split(",")]
+    levels = sorted({1, *(int(c) for c in args.concurrency.split(","))})
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     (work / "no-other-models").mkdir()
     lines: list[str] = []
@@ -261,6 +265,14 @@ def main() -> None:
                 asyncio.run(through_proxy(server.url, queries[:4], 1))
             rss_start = rss_mb(servers[True].process.pid)
 
+            reference: Any = None
+            if (args.hf_model / "config.json").is_file():
+                from sentence_transformers import CrossEncoder as STCrossEncoder
+
+                reference = STCrossEncoder(str(args.hf_model), max_length=max_length,
+                                           device="cpu")
+            proxied = {batching: OpenSearch(server.url, timeout=300)
+                       for batching, server in servers.items()}
             windows: dict[str, list[str]] = {}
 
             def first_stage(query: str) -> None:
@@ -268,32 +280,43 @@ def main() -> None:
                 windows[query] = [join_title(h["_source"]["title"], h["_source"]["text"])
                                   for h in hits]
 
-            stage = timed_loop(queries, first_stage)
-            scoring = timed_loop(queries, lambda q: model.score([(q, t) for t in windows[q]]))
+            def by_hand(query: str) -> None:
+                hits = direct.search(index=INDEX, body=body(query, WINDOW))["hits"]["hits"]
+                texts = [join_title(h["_source"]["title"], h["_source"]["text"]) for h in hits]
+                scores = reference.predict([(query, t) for t in texts], batch_size=32,
+                                           show_progress_bar=False)
+                sorted(zip(scores, hits, strict=True), key=lambda x: -x[0])[:SIZE]
+
+            # Concurrency 1: every contender once per query, in rotation, so that whatever
+            # else loads the machine loads them all alike.
+            contenders: dict[str, Callable[[str], object]] = {
+                "first stage": first_stage,
+                "scoring": lambda q: model.score([(q, t) for t in windows[q]]),
+                "on": lambda q: proxied[True].search(index=INDEX, body=body(q, SIZE)),
+                "off": lambda q: proxied[False].search(index=INDEX, body=body(q, SIZE)),
+            }
+            if reference is not None:
+                contenders["hand"] = by_hand
+                by_hand(queries[0])
+            one_at_a_time = rotation(queries, contenders)
+            stage, scoring = one_at_a_time["first stage"], one_at_a_time["scoring"]
+            hand = one_at_a_time.get("hand")
 
             results: dict[tuple[int, bool], dict[str, float]] = {}
-            for level in levels:
-                for batching in (True, False):
-                    results[(level, batching)] = asyncio.run(
-                        through_proxy(servers[batching].url, queries, level))
-
-            hand: dict[str, float] | None = None
-            if (args.hf_model / "config.json").is_file():
-                from sentence_transformers import CrossEncoder as STCrossEncoder
-
-                reference = STCrossEncoder(str(args.hf_model), max_length=max_length,
-                                           device="cpu")
-
-                def by_hand(query: str) -> None:
-                    hits = direct.search(index=INDEX, body=body(query, WINDOW))["hits"]["hits"]
-                    texts = [join_title(h["_source"]["title"], h["_source"]["text"])
-                             for h in hits]
-                    scores = reference.predict([(query, t) for t in texts], batch_size=32,
-                                               show_progress_bar=False)
-                    sorted(zip(scores, hits, strict=True), key=lambda x: -x[0])[:SIZE]
-
-                by_hand(queries[0])
-                hand = timed_loop(queries, by_hand)
+            results[(1, True)], results[(1, False)] = one_at_a_time["on"], one_at_a_time["off"]
+            half = len(queries) // 2
+            for level in (c for c in levels if c != 1):
+                # ABBA over the two halves of the queries, so drift hits both servers alike
+                parts: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+                for batching, chunk in ((True, queries[:half]), (False, queries[:half]),
+                                        (False, queries[half:]), (True, queries[half:])):
+                    parts[batching].append(asyncio.run(
+                        through_proxy(servers[batching].url, chunk, level)))
+                for batching, (a, b) in parts.items():
+                    results[(level, batching)] = {
+                        "p50_ms": (a["p50_ms"] + b["p50_ms"]) / 2,
+                        "p95_ms": max(a["p95_ms"], b["p95_ms"]),
+                        "qps": 2 / (1 / a["qps"] + 1 / b["qps"])}
             rss_warm = rss_mb(servers[True].process.pid)
 
             began = time.perf_counter()
