@@ -91,7 +91,7 @@ async def client_loop(n: int, proxy: str, ledger: Ledger, deadline: float,
             sequence += 1
             kind = rng.choices(["rerank", "plain_search", "bulk_plain", "bulk_embed", "doc",
                                 "bulk_broken", "policy"],
-                               weights=[30, 20, 15, 12, 10, 3, 1 if n == 0 else 0])[0]
+                               weights=[30, 20, 15, 12, 10, 3, 30 if n == 0 else 0])[0]
             abandon = rng.random() < 0.05 and kind != "policy"
             items: list[tuple[str, str, dict[str, Any]]] = []
             if kind in ("rerank", "plain_search"):

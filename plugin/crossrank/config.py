@@ -288,7 +288,8 @@ class UpstreamSettings(_Strict):
 
 class LimitSettings(_Strict):
     max_body_bytes: int = Field(100 * 1024 * 1024, ge=1024)
-    max_json_depth: int = Field(100, ge=4)
+    # orjson writes at most 254 levels (it reads 1,024): a deeper body could not be re-sent
+    max_json_depth: int = Field(100, ge=4, le=254)
 
 
 class BatchingSettings(_Strict):

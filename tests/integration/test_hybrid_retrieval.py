@@ -251,3 +251,34 @@ async def test_a_page_that_is_not_reranked_comes_from_the_hybrid_first_stage(
     finally:
         await upstream.aclose()
         registry.close()
+
+
+def test_msearch_sub_searches_get_the_hybrid_first_stage(http: httpx.Client, scifact: str,
+                                                         os_client: OpenSearch,
+                                                         index_name: str) -> None:
+    """A sub-search of _msearch on a hybrid policy answers as the same _search would; the
+    others in the same request are OpenSearch's own."""
+    os_client.index(index=index_name, id="1", body={"t": "plain"}, refresh=True)
+    query = {"query": {"match": {"text": QUERIES[0]}}, "size": 5}
+    lines = [{"index": scifact}, query, {"index": index_name}, {"query": {"match_all": {}}},
+             {"index": scifact}, query]
+    reply = http.post("/_msearch", content=b"".join(orjson.dumps(x) + b"\n" for x in lines),
+                      headers={"content-type": "application/x-ndjson"},
+                      params={"rerank": "false"})
+    assert reply.status_code == 200, reply.text
+    first, plain, baseline = reply.json()["responses"]
+    alone = http.post(f"/{scifact}/_search", json=query, params={"rerank": "false"})
+    assert alone.headers["x-crossrank-hybrid"] == "rrf"
+    expected = [(h["_id"], h["_score"]) for h in alone.json()["hits"]["hits"]]
+    assert [(h["_id"], h["_score"]) for h in baseline["hits"]["hits"]] == expected
+    assert first["status"] == 200 and plain["status"] == 200
+    assert [h["_id"] for h in plain["hits"]["hits"]] == ["1"]
+
+    reranked = http.post("/_msearch", content=b"".join(orjson.dumps(x) + b"\n"
+                                                        for x in lines[:2]),
+                         headers={"content-type": "application/x-ndjson"})
+    single = http.post(f"/{scifact}/_search", json=query)
+    assert single.headers["x-crossrank-status"] == "reranked"
+    [sub] = reranked.json()["responses"]
+    assert [h["_id"] for h in sub["hits"]["hits"]] == \
+        [h["_id"] for h in single.json()["hits"]["hits"]]

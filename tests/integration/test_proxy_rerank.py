@@ -466,6 +466,14 @@ def test_bad_input_on_a_policy_index_is_a_400_or_413(http: httpx.Client, policy:
             deep = {"bool": {"must": [deep]}}
         nested = httpx.post(f"{small.url}/{scifact_index}/_search", json={"query": deep})
         assert nested.status_code == 400 and "deeper" in nested.json()["error"]["reason"]
+        # the same inside _msearch, as the second of two searches
+        msearch = (orjson.dumps({"index": scifact_index}) + b"\n{}\n"
+                   + orjson.dumps({"index": scifact_index}) + b"\n"
+                   + orjson.dumps({"query": deep}) + b"\n")
+        nested = httpx.post(f"{small.url}/_msearch", content=msearch,
+                            headers={"content-type": "application/x-ndjson"})
+        assert nested.status_code == 400
+        assert "search 2: nests deeper than 10" in nested.json()["error"]["reason"]
     finally:
         small.stop()
 

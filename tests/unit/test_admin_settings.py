@@ -38,3 +38,11 @@ def test_serve_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch,
     assert result.exit_code == 2
     assert "no admin token is set" in result.output
     assert "--no-admin" in result.output and "--insecure-admin" in result.output
+
+
+def test_json_depth_limit_stays_within_what_orjson_can_write_back() -> None:
+    from crossrank.config import LimitSettings
+
+    assert LimitSettings(max_json_depth=254).max_json_depth == 254
+    with pytest.raises(ValidationError):
+        LimitSettings(max_json_depth=255)

@@ -91,8 +91,9 @@ def scifact_dir() -> Path | None:
 
 
 def pair_sample(queries: int = 3, candidates: int = 50, seed: int = 0) -> PairSample:
-    """``queries`` judged SciFact claims, each with its relevant abstracts plus random others
-    up to ``candidates`` documents; the built-in sentences when no SciFact copy is found."""
+    """``queries`` judged SciFact training claims, each with its relevant abstracts plus random
+    others up to ``candidates`` documents; the built-in sentences when no SciFact copy is
+    found."""
     directory = scifact_dir()
     if directory is None:
         passages = list(BUILTIN_PASSAGES[:candidates])
@@ -100,7 +101,11 @@ def pair_sample(queries: int = 3, candidates: int = 50, seed: int = 0) -> PairSa
         return PairSample("builtin", chosen, [passages for _ in chosen])
     claims, corpus = _read_queries(directory), _read_corpus(directory)
     relevant: dict[str, list[str]] = {}
-    qrels = directory / "qrels.tsv"
+    # training claims: the test judgments (qrels.tsv) stay untouched until a model's final
+    # measurement, even by export-time parity checks
+    qrels = directory / "qrels_train.tsv"
+    if not qrels.is_file():
+        qrels = directory / "qrels.tsv"
     for line in qrels.read_text(encoding="utf-8").splitlines()[1:]:
         query_id, doc_id, *_ = line.split("\t")
         if query_id in claims and doc_id in corpus:

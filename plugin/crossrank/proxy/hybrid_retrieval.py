@@ -24,7 +24,7 @@ from crossrank.search.hybrid_plan import HybridSkip, fuse, plan_hybrid
 from crossrank.search.plan import SearchPlan
 from crossrank.types import JSONObject
 
-__all__ = ["HYBRID_HEADER", "hybrid_page", "retrieve_first_stage"]
+__all__ = ["HYBRID_HEADER", "hybrid_enabled", "hybrid_page", "retrieve_first_stage"]
 
 log = logging.getLogger("crossrank.hybrid")
 
@@ -34,6 +34,12 @@ _NDJSON = (b"content-type", b"application/x-ndjson")
 # must differ from the rerank arm by the reranker only).
 _HYBRID_BYPASS_REASONS = frozenset({"rerank_false", "ab_baseline", "policy_disabled",
                                     "beyond_window"})
+
+
+def hybrid_enabled(plan: SearchPlan) -> bool:
+    """Whether this search's first stage (or, bypassed, its page) comes from hybrid."""
+    return _enabled(plan) is not None and (plan.rerank
+                                           or plan.reason in _HYBRID_BYPASS_REASONS)
 
 
 def _enabled(plan: SearchPlan) -> HybridSection | None:

@@ -7,15 +7,17 @@ why it was not reranked.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import orjson
 
 from crossrank.config import Policy
 from crossrank.proxy.errors import InvalidJSON
 from crossrank.proxy.http import JSON_HEADERS, Incoming, Send, respond
-from crossrank.proxy.hybrid_retrieval import hybrid_page, retrieve_first_stage
+from crossrank.proxy.hybrid_retrieval import hybrid_enabled, hybrid_page, retrieve_first_stage
 from crossrank.proxy.metrics import Metrics
 from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
@@ -164,10 +166,11 @@ async def handle_msearch(request: Incoming, route: Route, ctx: SearchContext,
     # whole request; only crossrank's own apply to each sub-search.
     params = [(k, v) for k, v in request.params() if k in CROSSRANK_PARAMS]
     plans: list[SearchPlan] = []
-    for header, search in searches:
-        indices = split_indices(str(header["index"])) if "index" in header else route.indices
-        if isinstance(header.get("index"), list):
-            indices = tuple(str(i) for i in header["index"])
+    for number, (header, search) in enumerate(searches, start=1):
+        if json_depth(search) > ctx.max_json_depth:
+            raise InvalidJSON(f"_msearch body, search {number}: nests deeper than "
+                              f"{ctx.max_json_depth} levels")
+        indices = _sub_indices(header, route)
         policy: Policy | None = ctx.policies.for_indices(indices)
         try:
             plans.append(plan_search(search, params, policy, request.header_map()))
@@ -180,19 +183,39 @@ async def handle_msearch(request: Incoming, route: Route, ctx: SearchContext,
                       extra_headers=_outcome_headers(None, "bypassed", "no_rerank"))
         return
 
-    upstream_body = render_msearch([
-        (header, plan.upstream_body if plan.upstream_body is not None else {})
-        for (header, _), plan in zip(searches, plans, strict=True)])
+    # Sub-searches on a hybrid policy get their first stage (or, when not reranked, their
+    # page) from proxy-side hybrid, as a _search would; the others go in one _msearch.
+    paths = ["/" + ",".join(_sub_indices(header, route)) + "/_search" if
+             _sub_indices(header, route) else "/_search" for header, _ in searches]
+    hybrid = [i for i, plan in enumerate(plans) if hybrid_enabled(plan)]
+    plain = [i for i in range(len(plans)) if i not in set(hybrid)]
     retrieve_began = time.perf_counter()
-    response = await ctx.upstream.request(
-        "POST", request.raw_path, strip_query_params(request.query, CROSSRANK_PARAMS),
-        _upstream_headers(request, b"application/x-ndjson"), upstream_body)
+    answer: JSONObject = {"took": 0, "responses": []}
+    if plain:
+        upstream_body = render_msearch([(searches[i][0], plans[i].upstream_body or {})
+                                        for i in plain])
+        response = await ctx.upstream.request(
+            "POST", request.raw_path, strip_query_params(request.query, CROSSRANK_PARAMS),
+            _upstream_headers(request, b"application/x-ndjson"), upstream_body)
+        if response.status_code != 200:
+            await respond(send, response.status_code, response.content, JSON_HEADERS)
+            return
+        answer = orjson.loads(response.content)
+    replies = await asyncio.gather(*(
+        retrieve_first_stage(ctx.upstream, ctx.scorer, plans[i], paths[i],
+                             _upstream_headers(request)) if plans[i].rerank else
+        _hybrid_page_or_plain(ctx, plans[i], paths[i], request) for i in hybrid))
     retrieve_ms = (time.perf_counter() - retrieve_began) * 1000
-    if response.status_code != 200:
-        await respond(send, response.status_code, response.content, JSON_HEADERS)
-        return
-    answer = orjson.loads(response.content)
-    responses: list[JSONObject] = answer.get("responses", [])
+    plain_responses: list[JSONObject] = answer.get("responses", [])
+    responses: list[JSONObject] = [{} for _ in plans]
+    for n, i in enumerate(plain):
+        responses[i] = plain_responses[n] if n < len(plain_responses) else {}
+    for i, sub in zip(hybrid, replies, strict=True):
+        responses[i] = {**orjson.loads(sub.content), "status": sub.status_code}
+    answer["responses"] = responses
+    if not plain:
+        answer["took"] = max((int(r.get("took", 0)) for r in responses
+                              if isinstance(r.get("took"), int)), default=0)
     todo = [(i, plan) for i, plan in enumerate(plans)
             if plan.rerank and i < len(responses) and "error" not in responses[i]
             and responses[i].get("status", 200) == 200]
@@ -207,6 +230,24 @@ async def handle_msearch(request: Incoming, route: Route, ctx: SearchContext,
                   JSON_HEADERS + [(b"x-crossrank-status", overall.encode()),
                                   (b"server-timing", ", ".join(
                                       f"{k};dur={v:.1f}" for k, v in timings.items()).encode())])
+
+
+def _sub_indices(header: JSONObject, route: Route) -> tuple[str, ...]:
+    if isinstance(header.get("index"), list):
+        return tuple(str(i) for i in header["index"])
+    return split_indices(str(header["index"])) if "index" in header else route.indices
+
+
+async def _hybrid_page_or_plain(ctx: SearchContext, plan: SearchPlan, path: str,
+                                request: Incoming) -> Reply:
+    """A bypassed sub-search of a hybrid policy: its page from the hybrid first stage, or
+    the search as planned when hybrid cannot answer it (sort, scroll, ...)."""
+    page = await hybrid_page(ctx.upstream, ctx.scorer, plan, path, _upstream_headers(request))
+    if page is not None:
+        return page
+    body = orjson.dumps(plan.upstream_body if plan.upstream_body is not None else {})
+    return await ctx.upstream.request("POST", path, urlencode(plan.upstream_params).encode(),
+                                      _upstream_headers(request), body)
 
 
 def _has_own_params(request: Incoming) -> bool:
