@@ -149,6 +149,10 @@ async def test_concurrent_searches_are_batched_and_each_keeps_its_own_order(
     assert 1 <= batches <= merged
     assert 'crossrank_batch_queue_pairs{model="default"} 0.0' in after
     assert "process_resident_memory_bytes" in after
+    # requests and latency by route and A/B arm
+    by_arm = [float(line.rsplit(" ", 1)[1]) for line in after.splitlines() if line.startswith(
+        'crossrank_request_seconds_count{route="search",arm="rerank"}')]
+    assert by_arm and by_arm[0] >= len(CONCURRENT_QUERIES)
 
 
 def test_rerank_false_is_exactly_opensearch(http: httpx.Client, policy: str, scifact_index: str,

@@ -40,6 +40,7 @@ class _ResponseTracker:
         self.started = False
         self.status = 0
         self.outcome: str | None = None
+        self.arm = ""
 
     async def __call__(self, message: Any) -> None:
         if message["type"] == "http.response.start":
@@ -49,6 +50,8 @@ class _ResponseTracker:
             for key, value in headers:
                 if key == b"x-crossrank-status":
                     self.outcome = value.decode("latin-1")
+                elif key == b"x-crossrank-arm":
+                    self.arm = value.decode("latin-1")
             headers.append((REQUEST_ID_HEADER, self._request_id))
             message = {**message, "headers": headers}
         await self._send(message)
@@ -127,7 +130,7 @@ class CrossrankApp:
                         route.kind.value, began, tracker.outcome)
             self.metrics.in_flight.dec()
             self.metrics.request_done(route.kind.value, tracker.status,
-                                      time.perf_counter() - began)
+                                      time.perf_counter() - began, tracker.arm)
 
     async def _dispatch(self, request: Incoming, kind: RouteKind, route: Any,
                         send: Send) -> None:

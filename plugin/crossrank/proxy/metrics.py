@@ -84,15 +84,17 @@ class Metrics:
                                registry=self.registry)
 
         # Bound children by label values: .labels() costs a lock and a lookup per call.
-        self._request_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._request_series: dict[tuple[str, int, str], tuple[Counter, Histogram]] = {}
 
-    def request_done(self, route: str, status: int, seconds: float) -> None:
-        """Count one request and its latency (arm "" : the arm is a search outcome's)."""
-        series = self._request_series.get((route, status))
+    def request_done(self, route: str, status: int, seconds: float, arm: str = "") -> None:
+        """Count one request and its latency; ``arm`` is the A/B arm of a search through a
+        policy (``rerank`` or ``baseline``), "" for everything else."""
+        key = (route, status, arm)
+        series = self._request_series.get(key)
         if series is None:
-            series = (self.requests.labels(route, "", str(status)),
-                      self.latency.labels(route, ""))
-            self._request_series[(route, status)] = series
+            series = (self.requests.labels(route, arm, str(status)),
+                      self.latency.labels(route, arm))
+            self._request_series[key] = series
         series[0].inc()
         series[1].observe(seconds)
 
