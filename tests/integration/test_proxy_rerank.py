@@ -149,9 +149,16 @@ async def test_concurrent_searches_are_batched_and_each_keeps_its_own_order(
     assert 1 <= batches <= merged
     assert 'crossrank_batch_queue_pairs{model="default"} 0.0' in after
     assert "process_resident_memory_bytes" in after
-    # requests and latency by route and A/B arm
-    by_arm = [float(line.rsplit(" ", 1)[1]) for line in after.splitlines() if line.startswith(
-        'crossrank_request_seconds_count{route="search",arm="rerank"}')]
+    # requests and latency by route and A/B arm (recorded just after each answer is sent)
+    deadline = time.monotonic() + 10
+    while True:
+        by_arm = [float(line.rsplit(" ", 1)[1]) for line in after.splitlines()
+                  if line.startswith('crossrank_request_seconds_count{arm="rerank",'
+                                     'route="search"}')]
+        if (by_arm and by_arm[0] >= len(CONCURRENT_QUERIES)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+        after = httpx.get(f"{proxy_url}/_crossrank/metrics").text
     assert by_arm and by_arm[0] >= len(CONCURRENT_QUERIES)
 
 
