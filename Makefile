@@ -37,7 +37,7 @@ run: opensearch models
 	$(BIN)/python scripts/run_demo.py --opensearch-port $(OPENSEARCH_PORT) --port $(PROXY_PORT)
 
 stop: venv
-	-pkill -f "crossrank serve" || true
+	-pkill -f "crossrank(\.cli)? serve" || true
 	$(CROSSRANK) opensearch stop --port $(OPENSEARCH_PORT)
 
 lint: venv
