@@ -42,7 +42,7 @@ from crossrank.ingest.documents import (
     splice_top_level,
     touches,
 )
-from crossrank.search.ndjson import parse_bulk
+from crossrank.search.ndjson import json_depth, parse_bulk
 from crossrank.types import JSONObject
 
 __all__ = ["Embedding", "IngestPlan", "Lookup", "Slot", "WriteOp", "bulk_ops", "complete",
@@ -141,7 +141,7 @@ def plan_ingest(ops: Sequence[WriteOp],
             continue
         plan.sections[number] = section
         body = _loads(op.body)
-        if not isinstance(body, dict) or _depth(body) > MAX_DEPTH:
+        if not isinstance(body, dict) or json_depth(body) > MAX_DEPTH:
             continue  # not an object, not JSON, or too deep: OpenSearch answers it as sent
         plan.bodies[number] = body
         if op.action in ("index", "create"):
@@ -233,18 +233,6 @@ def _loads(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of a decoded JSON value, without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (
-                node.values() if isinstance(node, dict) else node))
-    return deepest
 
 
 def rewrite_bulk(body: bytes, ops: Sequence[WriteOp], new_bodies: Mapping[int, bytes]) -> bytes:

@@ -23,7 +23,7 @@ from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
 from crossrank.proxy.routes import Route, split_indices, strip_query_params
 from crossrank.proxy.upstream import Reply, Upstream
-from crossrank.search.ndjson import NDJSONError, parse_msearch, render_msearch
+from crossrank.search.ndjson import NDJSONError, json_depth, parse_msearch, render_msearch
 from crossrank.search.pipeline import Reranked, Scorer, rerank
 from crossrank.search.plan import CROSSRANK_PARAMS, PlanError, SearchPlan, plan_search
 from crossrank.search.score_cache import ScoreCache
@@ -76,20 +76,6 @@ def _parse_body(body: bytes, max_depth: int) -> JSONObject | None:
     if json_depth(parsed) > max_depth:
         raise InvalidJSON(f"request body nests deeper than {max_depth} levels")
     return parsed
-
-
-def json_depth(value: object) -> int:
-    """Nesting depth of a decoded JSON value, without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in node)
-    return deepest
 
 
 async def handle_search(request: Incoming, route: Route, ctx: SearchContext,

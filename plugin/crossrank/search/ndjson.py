@@ -14,10 +14,25 @@ import orjson
 from crossrank.search.errors import NDJSONError
 from crossrank.types import JSON, JSONObject
 
-__all__ = ["BULK_ACTIONS", "BulkItem", "NDJSONError", "parse_bulk", "parse_msearch",
+__all__ = ["BULK_ACTIONS", "BulkItem", "NDJSONError", "json_depth", "parse_bulk", "parse_msearch",
            "render_bulk", "render_msearch"]
 
 BULK_ACTIONS = frozenset({"index", "create", "update", "delete"})
+
+
+def json_depth(value: JSON) -> int:
+    """Nesting depth of a decoded JSON value (objects and arrays), without recursion: the
+    limit checked before a body is read or re-serialised recursively."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in node)
+    return deepest
 
 
 def _lines(body: bytes) -> list[bytes]:
