@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 import orjson
 
@@ -152,11 +151,13 @@ async def handle_msearch(request: Incoming, route: Route, ctx: SearchContext,
     # whole request; only crossrank's own apply to each sub-search.
     params = [(k, v) for k, v in request.params() if k in CROSSRANK_PARAMS]
     plans: list[SearchPlan] = []
+    paths: list[str] = []  # each sub-search's _search path, for those run on their own
     for number, (header, search) in enumerate(searches, start=1):
         if json_depth(search) > ctx.max_json_depth:
             raise InvalidJSON(f"_msearch body, search {number}: nests deeper than "
                               f"{ctx.max_json_depth} levels")
         indices = _sub_indices(header, route)
+        paths.append("/" + ",".join(indices) + "/_search" if indices else "/_search")
         policy: Policy | None = ctx.policies.for_indices(indices)
         try:
             plans.append(plan_search(search, params, policy, request.header_map()))
@@ -171,10 +172,8 @@ async def handle_msearch(request: Incoming, route: Route, ctx: SearchContext,
 
     # Sub-searches on a hybrid policy get their first stage (or, when not reranked, their
     # page) from proxy-side hybrid, as a _search would; the others go in one _msearch.
-    paths = ["/" + ",".join(_sub_indices(header, route)) + "/_search" if
-             _sub_indices(header, route) else "/_search" for header, _ in searches]
     hybrid = [i for i, plan in enumerate(plans) if hybrid_enabled(plan)]
-    plain = [i for i in range(len(plans)) if i not in set(hybrid)]
+    plain = [i for i, plan in enumerate(plans) if not hybrid_enabled(plan)]
     retrieve_began = time.perf_counter()
     answer: JSONObject = {"took": 0, "responses": []}
     if plain:
@@ -187,10 +186,8 @@ async def handle_msearch(request: Incoming, route: Route, ctx: SearchContext,
             await respond(send, response.status_code, response.content, JSON_HEADERS)
             return
         answer = orjson.loads(response.content)
-    replies = await asyncio.gather(*(
-        retrieve_first_stage(ctx.upstream, ctx.scorer, plans[i], paths[i],
-                             _upstream_headers(request)) if plans[i].rerank else
-        _hybrid_page_or_plain(ctx, plans[i], paths[i], request) for i in hybrid))
+    replies = await asyncio.gather(*(_hybrid_answer(ctx, plans[i], paths[i], request)
+                                     for i in hybrid))
     retrieve_ms = (time.perf_counter() - retrieve_began) * 1000
     plain_responses: list[JSONObject] = answer.get("responses", [])
     responses: list[JSONObject] = [{} for _ in plans]
@@ -224,16 +221,16 @@ def _sub_indices(header: JSONObject, route: Route) -> tuple[str, ...]:
     return split_indices(str(header["index"])) if "index" in header else route.indices
 
 
-async def _hybrid_page_or_plain(ctx: SearchContext, plan: SearchPlan, path: str,
-                                request: Incoming) -> Reply:
-    """A bypassed sub-search of a hybrid policy: its page from the hybrid first stage, or
-    the search as planned when hybrid cannot answer it (sort, scroll, ...)."""
-    page = await hybrid_page(ctx.upstream, ctx.scorer, plan, path, _upstream_headers(request))
-    if page is not None:
-        return page
-    body = orjson.dumps(plan.upstream_body if plan.upstream_body is not None else {})
-    return await ctx.upstream.request("POST", path, urlencode(plan.upstream_params).encode(),
-                                      _upstream_headers(request), body)
+async def _hybrid_answer(ctx: SearchContext, plan: SearchPlan, path: str,
+                         request: Incoming) -> Reply:
+    """A sub-search for which ``hybrid_enabled`` holds: the window to rerank, or (bypassed)
+    the client's page, from the hybrid first stage."""
+    headers = _upstream_headers(request)
+    if plan.rerank:
+        return await retrieve_first_stage(ctx.upstream, ctx.scorer, plan, path, headers)
+    page = await hybrid_page(ctx.upstream, ctx.scorer, plan, path, headers)
+    assert page is not None  # hybrid_enabled admits only the bypasses hybrid_page answers
+    return page
 
 
 def _has_own_params(request: Incoming) -> bool:
