@@ -327,7 +327,10 @@ class Settings(_Strict):
     port: int = Field(8080, ge=0, le=65535)
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     models: dict[str, Path] = Field(default_factory=dict)
-    intra_op_threads: int = Field(0, ge=0)
+    intra_op_threads: int = Field(1, ge=0)
+    """Threads inside one ONNX run (0: all cores)."""
+    parallel_runs: int = Field(0, ge=0)
+    """ONNX runs (token batches) at once per model (0: cores / intra_op_threads)."""
     score_cache_entries: int = Field(100_000, ge=0)
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     policies: list[Policy] = Field(default_factory=list)

@@ -47,6 +47,7 @@ def build_app(settings: Settings, models_dir: Path | None = None) -> CrossrankAp
     limits = (BatchLimits(batching.max_batch_pairs, batching.max_wait_ms,
                           batching.max_queue_pairs) if batching.enabled else None)
     registry = ModelRegistry(models, intra_op_threads=settings.intra_op_threads,
+                             parallel_runs=settings.parallel_runs,
                              batching=limits)
     return CrossrankApp(settings, registry, registry.kinds)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -121,3 +122,29 @@ def test_token_budget_does_not_change_scores(tiny_cross_encoder_dir: Path,
     pairs = [(QUERY, " ".join(DOCS[: 1 + i % 3] * (1 + i))) for i in range(20)]
     small = CrossEncoder.load(tiny_cross_encoder_dir, max_batch_tokens=64)
     np.testing.assert_allclose(small.score(pairs), model.score(pairs), atol=1e-5)
+
+
+def test_batches_in_parallel_give_the_same_scores_as_one_at_a_time(
+        tiny_cross_encoder_dir: Path) -> None:
+    # 40 pairs of mixed lengths in 16-token batches: many batches, run by 3 threads at once
+    pairs = [(QUERY, " ".join(DOCS[: 1 + i % 3] * (1 + i % 7))) for i in range(40)]
+    serial = CrossEncoder.load(tiny_cross_encoder_dir, parallel_runs=1, max_batch_tokens=16)
+    parallel = CrossEncoder.load(tiny_cross_encoder_dir, parallel_runs=3, max_batch_tokens=16)
+    one_run_all_cores = CrossEncoder.load(tiny_cross_encoder_dir, intra_op_threads=0,
+                                          parallel_runs=1, max_batch_tokens=16)
+    expected = serial.score(pairs)
+    np.testing.assert_array_equal(parallel.score(pairs), expected)
+    np.testing.assert_allclose(one_run_all_cores.score(pairs), expected, atol=1e-6)
+    np.testing.assert_array_equal(parallel.score(pairs[::-1])[::-1], expected)
+
+
+def test_parallel_runs_fit_the_cores(tiny_cross_encoder_dir: Path) -> None:
+    from crossrank.models.onnx_session import OnnxSession, parallel_runs_for
+
+    cores = os.cpu_count() or 1
+    assert parallel_runs_for(1, 0) == cores
+    assert parallel_runs_for(0, 0) == 1  # every operator already on all cores
+    assert parallel_runs_for(cores * 2, 0) == 1
+    assert parallel_runs_for(4, 3) == 3  # an explicit count is kept
+    with pytest.raises(ValueError, match="parallel_runs"):
+        OnnxSession(tiny_cross_encoder_dir / "model.onnx", parallel_runs=-1)

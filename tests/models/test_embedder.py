@@ -50,3 +50,11 @@ def test_empty_odd_and_long_texts(embedder: Embedder) -> None:
     assert vectors.shape == (4, 384) and np.isfinite(vectors).all()
     # order is the input's, whatever the length-sorted batching did
     np.testing.assert_allclose(vectors[3], embedder.embed(["short"])[0], atol=1e-5)
+
+
+def test_batches_in_parallel_give_the_same_vectors(minilm_embedder_dir: Path) -> None:
+    sample = pair_sample(queries=2, candidates=10)
+    texts = sample.queries + [doc for docs in sample.candidates for doc in docs]
+    serial = Embedder.load(minilm_embedder_dir, parallel_runs=1, max_batch_tokens=64)
+    parallel = Embedder.load(minilm_embedder_dir, parallel_runs=2, max_batch_tokens=64)
+    np.testing.assert_array_equal(parallel.embed(texts), serial.embed(texts))

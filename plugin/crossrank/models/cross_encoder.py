@@ -36,10 +36,12 @@ class CrossEncoder:
         self.max_batch_tokens = max_batch_tokens
 
     @classmethod
-    def load(cls, directory: Path, *, intra_op_threads: int = 0, graph_optimization: str = "all",
+    def load(cls, directory: Path, *, intra_op_threads: int = 1, parallel_runs: int = 0,
+             graph_optimization: str = "all",
              max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
              verify_checksums: bool = True) -> CrossEncoder:
         files = open_model_dir(directory, intra_op_threads=intra_op_threads,
+                               parallel_runs=parallel_runs,
                                graph_optimization=graph_optimization,
                                verify_checksums=verify_checksums)
         return cls(files.manifest, files.session, files.tokenizer,
@@ -58,9 +60,9 @@ class CrossEncoder:
             max_length, self.manifest.max_length)
         encodings = self._tokenizer.encode_pairs(pairs, limit)
         scores = np.empty(len(pairs), dtype=np.float32)
-        for batch in token_batches.batches(encodings, self.max_batch_tokens,
-                                           self.manifest.pad_token_id):
-            logits = self._session.run(batch, self.manifest.output_name)
+        batches = token_batches.batches(encodings, self.max_batch_tokens,
+                                        self.manifest.pad_token_id)
+        for batch, logits in self._session.run_all(batches, self.manifest.output_name):
             scores[batch.rows] = reduce_logits(logits, self._head)
         return scores
 

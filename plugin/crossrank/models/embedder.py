@@ -35,10 +35,12 @@ class Embedder:
         self.max_batch_tokens = max_batch_tokens
 
     @classmethod
-    def load(cls, directory: Path, *, intra_op_threads: int = 0, graph_optimization: str = "all",
+    def load(cls, directory: Path, *, intra_op_threads: int = 1, parallel_runs: int = 0,
+             graph_optimization: str = "all",
              max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
              verify_checksums: bool = True) -> Embedder:
         files = open_model_dir(directory, intra_op_threads=intra_op_threads,
+                               parallel_runs=parallel_runs,
                                graph_optimization=graph_optimization,
                                verify_checksums=verify_checksums)
         return cls(files.manifest, files.session, files.tokenizer,
@@ -54,9 +56,9 @@ class Embedder:
         if not texts:
             return vectors
         encodings = self._tokenizer.encode_texts(texts, self.manifest.max_length)
-        for batch in token_batches.batches(encodings, self.max_batch_tokens,
-                                           self.manifest.pad_token_id):
-            hidden = self._session.run(batch, self.manifest.output_name)
+        batches = token_batches.batches(encodings, self.max_batch_tokens,
+                                        self.manifest.pad_token_id)
+        for batch, hidden in self._session.run_all(batches, self.manifest.output_name):
             vectors[batch.rows] = pool(hidden, batch.attention_mask, self._pooling)
         return vectors
 

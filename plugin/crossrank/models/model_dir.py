@@ -17,7 +17,7 @@ class ModelFiles:
     tokenizer: Tokenizer
 
 
-def open_model_dir(directory: Path, *, intra_op_threads: int = 0,
+def open_model_dir(directory: Path, *, intra_op_threads: int = 1, parallel_runs: int = 0,
                    graph_optimization: str = "all", verify_checksums: bool = True) -> ModelFiles:
     """Read ``crossrank.json``, check the files against its checksums (unless told not to),
     and open the ONNX session and the tokenizer it names."""
@@ -25,5 +25,5 @@ def open_model_dir(directory: Path, *, intra_op_threads: int = 0,
     if verify_checksums:
         manifest.verify(directory)
     session = OnnxSession(directory / manifest.model_file, intra_op_threads=intra_op_threads,
-                          graph_optimization=graph_optimization)
+                          parallel_runs=parallel_runs, graph_optimization=graph_optimization)
     return ModelFiles(manifest, session, Tokenizer(directory / manifest.tokenizer_file))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,16 +27,34 @@ _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 _KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-class OnnxSession:
-    """A CPU ``InferenceSession``. ``run`` is safe to call from several threads at once."""
+def parallel_runs_for(intra_op_threads: int, parallel_runs: int) -> int:
+    """How many ONNX runs go at once: ``parallel_runs``, or for 0 as many as fit the cores at
+    ``intra_op_threads`` threads each (0 threads: all cores, so one run)."""
+    if parallel_runs > 0:
+        return parallel_runs
+    cores = os.cpu_count() or 1
+    return max(1, cores // intra_op_threads) if intra_op_threads > 0 else 1
 
-    def __init__(self, path: Path, *, intra_op_threads: int = 0,
+
+class OnnxSession:
+    """A CPU ``InferenceSession``. ``run`` is safe to call from several threads at once.
+
+    Two ways to use the cores. Inside one run: ``intra_op_threads`` threads split each
+    operator. Across runs: :meth:`run_all` hands the batches of one call to ``parallel_runs``
+    threads, each running whole batches. The default is the second with one thread per run:
+    on small, cache-sized batches it does not pay a thread handoff per operator (MiniLM-L6 on
+    2 cores: 1.2-1.4x the first; docs/benchmarks.md, "Scorer").
+    """
+
+    def __init__(self, path: Path, *, intra_op_threads: int = 1, parallel_runs: int = 0,
                  graph_optimization: str = "all") -> None:
         if graph_optimization not in _LEVELS:
             raise ValueError(f"graph_optimization must be one of {sorted(_LEVELS)}, "
                              f"got {graph_optimization!r}")
         if intra_op_threads < 0:
             raise ValueError("intra_op_threads must be >= 0 (0: one per core)")
+        if parallel_runs < 0:
+            raise ValueError("parallel_runs must be >= 0 (0: as many as fit the cores)")
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
@@ -55,6 +76,10 @@ class OnnxSession:
                                     "expected int64 or int32 token ids")
             self.inputs[node.name] = _DTYPES[node.type]
         self.outputs = [node.name for node in self._session.get_outputs()]
+        self.parallel_runs = parallel_runs_for(intra_op_threads, parallel_runs)
+        self._runners = (ThreadPoolExecutor(self.parallel_runs,
+                                            thread_name_prefix="crossrank-onnx-run")
+                         if self.parallel_runs > 1 else None)
 
     def run(self, batch: Batch, output: str) -> npt.NDArray[np.float32]:
         arrays = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
@@ -63,3 +88,20 @@ class OnnxSession:
                  for name, dtype in self.inputs.items()}
         (result,) = self._session.run([output], feeds)
         return np.asarray(result, dtype=np.float32)
+
+    def run_all(self, batches: Iterable[Batch],
+                output: str) -> Iterator[tuple[Batch, npt.NDArray[np.float32]]]:
+        """Each batch with its output, in order; up to ``parallel_runs`` batches at once.
+
+        Must not be called from one of this session's own runner threads (it would wait on
+        itself); callers are request or batcher threads.
+        """
+        if self._runners is None:
+            for batch in batches:
+                yield batch, self.run(batch, output)
+            return
+        yield from self._runners.map(lambda batch: (batch, self.run(batch, output)), batches)
+
+    def close(self) -> None:
+        if self._runners is not None:
+            self._runners.shutdown(wait=True, cancel_futures=True)

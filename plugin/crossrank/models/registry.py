@@ -37,14 +37,16 @@ class ModelRegistry:
     each call runs on its own.
     """
 
-    def __init__(self, models: Mapping[str, Path], *, intra_op_threads: int = 0,
-                 graph_optimization: str = "all", max_workers: int | None = None,
+    def __init__(self, models: Mapping[str, Path], *, intra_op_threads: int = 1,
+                 parallel_runs: int = 0, graph_optimization: str = "all",
+                 max_workers: int | None = None,
                  max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
                  batching: BatchLimits | None = None) -> None:
         self._paths = dict(models)
         self.kinds: dict[str, Kind] = {name: Manifest.read(path).kind
                                        for name, path in self._paths.items()}
         self._intra_op_threads = intra_op_threads
+        self._parallel_runs = parallel_runs
         self._graph_optimization = graph_optimization
         self._max_batch_tokens = max_batch_tokens
         self._loaded: dict[str, CrossEncoder | Embedder] = {}
@@ -132,6 +134,7 @@ class ModelRegistry:
             if model is None:
                 loader = CrossEncoder.load if self.kinds[name] == "cross-encoder" else Embedder.load
                 model = loader(self._paths[name], intra_op_threads=self._intra_op_threads,
+                               parallel_runs=self._parallel_runs,
                                graph_optimization=self._graph_optimization,
                                max_batch_tokens=self._max_batch_tokens)
                 self._loaded[name] = model

@@ -11,10 +11,11 @@ import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
 
-# Padded tokens per ONNX run. MiniLM-L6 on 2 cores: 4096 was as fast as 16384 or faster, and
-# ONNX Runtime's memory arena, which grows to the largest batch, stayed near 0.5 GB instead of
-# 2.3 GB (fp32, max_length 256; see docs/benchmarks_scorer.md).
-DEFAULT_MAX_BATCH_TOKENS = 4096
+# Padded tokens per ONNX run. Small batches are fastest on CPU: a batch's activations stay in
+# the core's cache. MiniLM-L6, int8 and fp32, one thread per run, batches in parallel on
+# 2 cores: 256 was 6-15% faster than 1024-4096 at max_length 128 and 256 (docs/benchmarks.md,
+# "Scorer"). A sequence longer than the budget runs alone.
+DEFAULT_MAX_BATCH_TOKENS = 256
 
 # Attention memory and time grow with length squared: past this length a batch is cut further,
 # so that rows x length^2 stays within max_batch_tokens x ATTENTION_LENGTH.
