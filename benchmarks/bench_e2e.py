@@ -32,7 +32,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -47,6 +46,7 @@ from typing import Any
 import httpx
 from opensearchpy import AsyncOpenSearch, OpenSearch, helpers
 
+from crossrank.devnode import stop_child
 from crossrank.models import CrossEncoder
 from crossrank.models.sample_texts import join_title, scifact_dir
 
@@ -177,11 +177,7 @@ class Server:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_child(self.process)
         self.log.close()
 
 

@@ -27,7 +27,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -40,7 +39,7 @@ import aiohttp
 import httpx
 from opensearchpy import OpenSearch
 
-from crossrank.devnode import DevNode
+from crossrank.devnode import DevNode, stop_child
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "load-nothing-lost-token"
@@ -271,11 +270,7 @@ def main() -> None:
         rss_after = rss_mb(proxy.pid)
         result = audit(node.url, ledger)
     finally:
-        proxy.send_signal(signal.SIGINT)
-        try:
-            proxy.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
+        stop_child(proxy)
         log.close()
         node.stop()
 

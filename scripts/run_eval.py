@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "eval" / "scifact")
     parser.add_argument("eval_args", nargs="*", help="more `crossrank eval` options, after --")
     args = parser.parse_args()
+    from crossrank.devnode import stop_child
 
     # `kill` (SIGTERM) ends the run through the finally below, so the proxy is stopped too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -147,13 +148,7 @@ def main() -> None:
         print("$ crossrank eval " + " ".join(eval_args), flush=True)
         sys.exit(run_eval_command(eval_args))
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        stop_child(server)
         log.close()
 
 

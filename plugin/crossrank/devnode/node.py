@@ -188,6 +188,19 @@ class DevNode:
         return pid if _alive(pid) else None
 
 
+def stop_child(process: subprocess.Popen[bytes], *, grace_s: float = 30.0) -> None:
+    """Stop a child ``crossrank serve`` as Ctrl-C would (SIGINT: it drains in-flight
+    requests), and kill it if it has not exited after ``grace_s`` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _java() -> str:
     java_home = os.environ.get("JAVA_HOME")
     if java_home and (Path(java_home) / "bin" / "java").exists():
