@@ -24,7 +24,7 @@ from crossrank.config import Policy, UpstreamSettings
 from crossrank.models import Embedder, ModelRegistry
 from crossrank.proxy.errors import NotFound
 from crossrank.proxy.http import Incoming
-from crossrank.proxy.index_mapping import MappingMismatch, handle_index_mapping
+from crossrank.proxy.index_mapping import EmbedderMissing, MappingMismatch, handle_index_mapping
 from crossrank.proxy.policy_store import PolicyStore
 from crossrank.proxy.upstream import Upstream
 from crossrank.server import build_app
@@ -314,7 +314,9 @@ async def test_mapping_helper_creates_and_checks(opensearch_url: str, os_client:
     good = Policy(name=index_name, embed={"model": "minilm", "vector_field": "doc.vec"})
     bad = Policy(name="wrong", indices=[index_name + "-wrong"],
                  embed={"model": "minilm", "vector_field": "emb"})
-    store = PolicyStore(upstream, ".unused", [good, bad], 60)  # the seed snapshot, not started
+    absent = Policy(name="absent", indices=[index_name + "-absent"],
+                    embed={"model": "not-loaded", "vector_field": "emb"})
+    store = PolicyStore(upstream, ".unused", [good, bad, absent], 60)  # seed snapshot only
     registry = ModelRegistry({"minilm": minilm_embedder_dir})
 
     async def call(method: str, index: str) -> tuple[int, dict[str, Any]]:
@@ -353,6 +355,13 @@ async def test_mapping_helper_creates_and_checks(opensearch_url: str, os_client:
             await call("PUT", index_name + "-wrong")
         with pytest.raises(NotFound):
             await call("GET", "no-policy-here")
+        # a policy naming an embedder the proxy has not loaded: a 409 naming it, no index
+        status, body = await call("GET", index_name + "-absent")
+        assert (status, body["dimension"], body["exists"]) == (200, None, False)
+        with pytest.raises(EmbedderMissing, match=r"\[not-loaded\].*embedders: minilm") as info:
+            await call("PUT", index_name + "-absent")
+        assert info.value.status == 409
+        assert not os_client.indices.exists(index=index_name + "-absent")
     finally:
         await upstream.aclose()
         registry.close()

@@ -53,6 +53,14 @@ class DimensionUnknown(CrossrankError):
     error_type = "crossrank_embedding_exception"
 
 
+class EmbedderMissing(CrossrankError):
+    """The policy names an embedder this proxy has not loaded: its settings, not the request,
+    are wrong, and no mapping can be made until they are."""
+
+    status = 409
+    error_type = "crossrank_embedding_exception"
+
+
 @dataclass
 class MappingCache:
     """Indices whose mapping was found right, for ``ttl_s`` seconds."""
@@ -166,6 +174,12 @@ async def handle_index_mapping(request: Incoming, index: str, upstream: Upstream
         raise NotFound(f"no policy with an embed or hybrid section covers index [{index}]")
     vector_field, model = wanted
     dimension = await embedding_dimension(models, model)
+    if dimension is None and request.method == "PUT":
+        kinds = getattr(models, "kinds", None) or {}
+        loaded = sorted(name for name, kind in kinds.items() if kind == "embedder")
+        raise EmbedderMissing(f"policy [{policy.name}] names embedder [{model}], which this "
+                              f"proxy has not loaded (embedders: {', '.join(loaded) or 'none'});"
+                              " nothing was written", field=vector_field)
     target = Target(index, vector_field, model, dimension)
     headers = [(k, v) for k, v in request.headers
                if k.lower() not in (b"content-type", b"content-length", b"accept-encoding")]

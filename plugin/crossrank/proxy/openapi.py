@@ -91,6 +91,7 @@ _ERRORS = {
     401: f"Missing or wrong {ADMIN_TOKEN_HEADER} header, or no admin token configured",
     403: "Admin endpoints are disabled on this proxy (admin.enabled: false)",
     404: "Not found",
+    409: "The policy names an embedder this proxy has not loaded",
     413: "The request body exceeds limits.max_body_bytes",
     429: "The reranker's queue is full: retry later",
     502: "OpenSearch is unreachable or failed",
@@ -152,11 +153,12 @@ def _paths(name_pattern: str) -> JSON:
         "put": {"operationId": "putIndexMapping",
                 "summary": "Create the index with the vector mapping its policy needs",
                 "description": "201 when created; 200 when it exists with a right mapping; "
-                               "400 naming each problem otherwise.",
+                               "400 naming each problem otherwise; 409 when the policy's "
+                               "embedder is not loaded here.",
                 "security": _ADMIN_ONLY,
                 "responses": _responses({200: ("Exists and is right", "IndexMapping"),
                                          201: ("Created", "IndexMapping")},
-                                        400, 404, *_ADMIN, *_UPSTREAM)},
+                                        400, 404, 409, *_ADMIN, *_UPSTREAM)},
     }
     return {
         "/_crossrank/policies": {"get": {
