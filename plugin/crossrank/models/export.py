@@ -2,9 +2,10 @@
 
 The only module (with optimize.py, quantize.py and parity.py) that uses torch, transformers or
 optimum, and only inside the functions. Steps: check the source and the target (cheap, before
-any work), load the PyTorch model, export it with optimum, optionally optimise the graph and
-quantise it to int8, then measure parity against PyTorch with the crossrank runtime itself and
-install ``model.onnx``, ``tokenizer.json`` and ``crossrank.json`` into the target directory.
+any work), load the PyTorch model, export it with optimum, cut a cross-encoder's last layer to
+the row its head reads (trim.py), optionally optimise the graph and quantise it to int8, then
+measure parity against PyTorch with the crossrank runtime itself and install ``model.onnx``,
+``tokenizer.json`` and ``crossrank.json`` into the target directory.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, cast
+
+import numpy as np
 
 from crossrank.models.cross_encoder import CrossEncoder
 from crossrank.models.embedder import Embedder
@@ -48,7 +51,8 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
                  quantize: Literal["int8"] | None = None,
                  optimize: Literal["O1", "O2", "O3"] | None = None,
                  max_length: int | None = None, label: int | None = None,
-                 activation: Activation | None = None, force: bool = False) -> Manifest:
+                 activation: Activation | None = None, force: bool = False,
+                 trim_last_layer: bool = True) -> Manifest:
     """Export ``source`` (a local directory) into ``out`` and return the written manifest.
 
     ``kind`` is inferred when not given (a *ForSequenceClassification model is a cross-encoder,
@@ -56,6 +60,9 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
     multi-label classifier; two-label models score ``logit[1] - logit[0]`` by default.
     ``activation`` overrides the one the model declares. ``out`` may be re-used for the same
     model; it must not hold another model or other files unless ``force``.
+    ``trim_last_layer``: a cross-encoder's last layer computes only the row its head reads
+    (models/trim.py), kept only when it gives the untrimmed graph's scores; not combined with
+    ``optimize``, whose fused attention has no rows to cut.
     """
     if kind not in (None, "cross-encoder", "embedder"):
         raise ExportError(f"kind must be 'cross-encoder' or 'embedder', got {kind!r}")
@@ -76,6 +83,10 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
     with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as work:
         staging = Path(work)
         graph = _export_graph(model, model_source.kind, staging / "export")
+        last_layer_rows: Literal["all", "first"] = "all"
+        if (trim_last_layer and model_source.kind == "cross-encoder" and optimize is None
+                and _trim(graph, staging / "trimmed.onnx", tokenizer, model_source.max_length)):
+            graph, last_layer_rows = staging / "trimmed.onnx", "first"
         if optimize is not None:
             from crossrank.models.optimize import optimize_graph
 
@@ -90,6 +101,7 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
         final.mkdir()
         files = [*_place_graph(graph, final), _write_tokenizer(tokenizer, final)]
         manifest = _manifest(model_source, final, files, tokenizer, optimize, quantization)
+        manifest = manifest.model_copy(update={"last_layer_rows": last_layer_rows})
         manifest.write(final)
         manifest = manifest.model_copy(update={"parity": _parity(model, tokenizer, final)})
         manifest.write(final)
@@ -163,6 +175,40 @@ def _export_graph(model: Any, kind: Kind, directory: Path) -> Path:
         onnx_export_from_model(model, output=directory, task=task, do_validation=False,
                                device="cpu")
     return directory / MODEL_FILE
+
+
+def _trim(graph: Path, target: Path, tokenizer: Any, max_length: int) -> bool:
+    """Write ``graph`` with its last layer cut to the head's row to ``target``; True when the
+    cut graph scores sample pairs (padded and not, short and long) as the full one does."""
+    import onnx
+
+    from crossrank.models.sample_texts import pair_sample
+    from crossrank.models.token_batches import Batch
+    from crossrank.models.trim import TRIM_TOLERANCE, largest_difference, trim_last_layer
+
+    model = onnx.load(str(graph))
+    if not trim_last_layer(model):
+        return False
+    large = sum(tensor.ByteSize() for tensor in model.graph.initializer) > _EXTERNAL_DATA_BYTES
+    onnx.save_model(model, str(target), save_as_external_data=large,
+                    all_tensors_to_one_file=True, location=target.name + ".data")
+    sample = pair_sample(queries=1, candidates=9)
+    query, documents = sample.queries[0], sample.candidates[0]
+    batches = []
+    for chunk in (documents[:1], documents[1:]):
+        encoded = tokenizer([query] * len(chunk), chunk, padding=True, truncation="only_second",
+                            max_length=min(max_length, PARITY_MAX_LENGTH), return_tensors="np")
+        ids = encoded["input_ids"].astype(np.int64)
+        types = encoded.get("token_type_ids")
+        batches.append(Batch(np.arange(len(chunk)), ids,
+                             encoded["attention_mask"].astype(np.int64),
+                             np.zeros_like(ids) if types is None else types.astype(np.int64)))
+    try:
+        difference = largest_difference(OnnxSession(graph), OnnxSession(target),
+                                        _TASKS["cross-encoder"][1], batches)
+    except ManifestError:  # ONNX Runtime refused the rewritten graph
+        return False
+    return difference <= TRIM_TOLERANCE
 
 
 def _place_graph(graph: Path, final: Path) -> list[str]:

@@ -111,6 +111,8 @@ class Manifest(_Strict):
     score: ScoreHead | None = None
     pooling: Pooling | None = None
     optimization: Literal["O1", "O2", "O3"] | None = None
+    last_layer_rows: Literal["all", "first"] = "all"
+    """``first``: the graph's last layer computes only the row the head reads (models/trim.py)."""
     quantization: Quantization | None = None
     checksums: dict[str, str]
     parity: Parity | None = None
