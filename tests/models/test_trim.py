@@ -113,3 +113,18 @@ def test_an_existing_export_is_trimmed_in_place(options: dict[str, str], model_f
 def test_only_cross_encoders_are_trimmed(minilm_embedder_dir: Path) -> None:
     with pytest.raises(ManifestError, match="not a cross-encoder"):
         trim_model_dir(minilm_embedder_dir)
+
+
+def test_trim_command(model_factory: Any, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from crossrank.cli import app
+
+    directory = tmp_path / "model"
+    shutil.copytree(model_factory.exported("bert", trim_last_layer=False), directory)
+    runner = CliRunner()
+    done = runner.invoke(app, ["trim", str(directory)])
+    assert done.exit_code == 0, done.output
+    assert "trimmed" in done.output and "max |diff|" in done.output
+    again = runner.invoke(app, ["trim", str(directory)])
+    assert again.exit_code == 1 and "already cut" in again.output
