@@ -146,7 +146,7 @@ def export_command(
     force: Annotated[bool, typer.Option(help="Overwrite a different model in --out.")] = False,
     trim_last_layer: Annotated[bool, typer.Option(
         help="Cross-encoders: the last layer computes only the row the head reads "
-             "(same scores, fewer FLOPs).")] = True,
+             "(same scores, fewer FLOPs). Not done with --optimize.")] = True,
 ) -> None:
     """Export a Hugging Face cross-encoder or sentence-transformers embedder to ONNX."""
     try:

@@ -307,17 +307,20 @@ def test_gzip_bodies_are_embedded(http: httpx.Client, os_client: OpenSearch, pol
 
 async def test_mapping_helper_creates_and_checks(opensearch_url: str, os_client: OpenSearch,
                                                  index_name: str,
-                                                 minilm_embedder_dir: Path) -> None:
+                                                 minilm_embedder_dir: Path,
+                                                 tiny_cross_encoder_dir: Path) -> None:
     """``handle_index_mapping`` (the admin API's GET|PUT /_crossrank/mappings/{index}),
     driven with real parts: an upstream client, a policy store, the model registry."""
     upstream = Upstream(UpstreamSettings(url=opensearch_url))
     good = Policy(name=index_name, embed={"model": "minilm", "vector_field": "doc.vec"})
     bad = Policy(name="wrong", indices=[index_name + "-wrong"],
                  embed={"model": "minilm", "vector_field": "emb"})
-    absent = Policy(name="absent", indices=[index_name + "-absent"],
+    absent = Policy(name="absent", indices=[index_name + "-absent*"],
                     embed={"model": "not-loaded", "vector_field": "emb"})
-    store = PolicyStore(upstream, ".unused", [good, bad, absent], 60)  # seed snapshot only
-    registry = ModelRegistry({"minilm": minilm_embedder_dir})
+    wrong_kind = Policy(name="wrong-kind", indices=[index_name + "-kind"],
+                        embed={"model": "rerank", "vector_field": "emb"})
+    store = PolicyStore(upstream, ".unused", [good, bad, absent, wrong_kind], 60)  # seed only
+    registry = ModelRegistry({"minilm": minilm_embedder_dir, "rerank": tiny_cross_encoder_dir})
 
     async def call(method: str, index: str) -> tuple[int, dict[str, Any]]:
         sent: list[Any] = []
@@ -362,6 +365,13 @@ async def test_mapping_helper_creates_and_checks(opensearch_url: str, os_client:
             await call("PUT", index_name + "-absent")
         assert info.value.status == 409
         assert not os_client.indices.exists(index=index_name + "-absent")
+        with pytest.raises(EmbedderMissing, match=r"\[rerank\].*is a cross-encoder"):
+            await call("PUT", index_name + "-kind")
+        # an index that exists with a right mapping is still a 200, embedder or not
+        os_client.indices.create(index=index_name + "-absent-made", body={
+            "settings": {"index.knn": True},
+            "mappings": {"properties": {"emb": {"type": "knn_vector", "dimension": 384}}}})
+        assert (await call("PUT", index_name + "-absent-made"))[0] == 200
     finally:
         await upstream.aclose()
         registry.close()

@@ -148,3 +148,30 @@ def test_parallel_runs_fit_the_cores(tiny_cross_encoder_dir: Path) -> None:
     assert parallel_runs_for(4, 3) == 3  # an explicit count is kept
     with pytest.raises(ValueError, match="parallel_runs"):
         OnnxSession(tiny_cross_encoder_dir / "model.onnx", parallel_runs=-1)
+
+
+def test_a_failing_run_reaches_the_caller(tiny_cross_encoder_dir: Path) -> None:
+    from crossrank.models.onnx_session import OnnxSession
+    from crossrank.models.token_batches import Batch
+
+    session = OnnxSession(tiny_cross_encoder_dir / "model.onnx", parallel_runs=2)
+    good = np.ones((1, 4), dtype=np.int64)
+    bad = np.full((1, 4), 10**9, dtype=np.int64)  # token ids far past the vocabulary
+    batches = [Batch(np.arange(1), ids, np.ones_like(ids), np.zeros_like(ids))
+               for ids in (good, bad, good)]
+    with pytest.raises(Exception, match=r"(?i)gather|indices"):
+        list(session.run_all(batches, "logits"))
+    session.close()
+
+
+def test_registry_close_stops_the_models(tiny_cross_encoder_dir: Path) -> None:
+    from crossrank.models import ModelRegistry
+
+    registry = ModelRegistry({"rerank": tiny_cross_encoder_dir}, parallel_runs=2)
+    model = registry.cross_encoder("rerank")
+    model.score([(QUERY, doc) for doc in DOCS])
+    runners = model._session._runners
+    assert runners is not None
+    registry.close()
+    with pytest.raises(RuntimeError, match="shutdown"):
+        runners.submit(print)

@@ -128,3 +128,15 @@ def test_trim_command(model_factory: Any, tmp_path: Path) -> None:
     assert "trimmed" in done.output and "max |diff|" in done.output
     again = runner.invoke(app, ["trim", str(directory)])
     assert again.exit_code == 1 and "already cut" in again.output
+
+
+def test_export_keeps_the_full_graph_when_the_cut_one_disagrees(
+        model_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from crossrank.models import export_model, trim
+
+    monkeypatch.setattr(trim, "TRIM_TOLERANCE", -1.0)  # no graph can be that close
+    manifest = export_model(model_factory.source("bert"), tmp_path / "model")
+    assert manifest.last_layer_rows == "all"
+    assert "last layer left whole" in caplog.text
+    assert "last_layer_rows" not in (tmp_path / "model" / "crossrank.json").read_text()

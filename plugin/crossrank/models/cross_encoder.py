@@ -75,6 +75,10 @@ class CrossEncoder:
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(int(i), float(scores[i])) for i in order]
 
+    def close(self) -> None:
+        """Stop the session's runner threads; the instance is not used afterwards."""
+        self._session.close()
+
     def warmup(self) -> None:
         self.score([("warm up", "a short document to run the graph once")])
 

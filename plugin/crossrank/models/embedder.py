@@ -62,6 +62,10 @@ class Embedder:
             vectors[batch.rows] = pool(hidden, batch.attention_mask, self._pooling)
         return vectors
 
+    def close(self) -> None:
+        """Stop the session's runner threads; the instance is not used afterwards."""
+        self._session.close()
+
     def warmup(self) -> None:
         self.embed(["warm up"])
 

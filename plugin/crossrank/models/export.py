@@ -11,6 +11,7 @@ measure parity against PyTorch with the crossrank runtime itself and install ``m
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import warnings
@@ -34,6 +35,8 @@ from crossrank.models.manifest import (
 )
 from crossrank.models.onnx_session import OnnxSession
 from crossrank.models.source import Activation, SourceModel, inspect_source
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 EXTERNAL_DATA_FILE = "model.onnx.data"
@@ -188,6 +191,9 @@ def _trim(graph: Path, target: Path, tokenizer: Any, max_length: int) -> bool:
 
     model = onnx.load(str(graph))
     if not trim_last_layer(model):
+        log.warning("last layer left whole: the graph has no .../layer.N/attention/self/query/ "
+                    "projection with a residual and one attention mask (not a layout crossrank "
+                    "can cut)")
         return False
     large = sum(tensor.ByteSize() for tensor in model.graph.initializer) > _EXTERNAL_DATA_BYTES
     onnx.save_model(model, str(target), save_as_external_data=large,
@@ -207,8 +213,12 @@ def _trim(graph: Path, target: Path, tokenizer: Any, max_length: int) -> bool:
         difference = largest_difference(OnnxSession(graph), OnnxSession(target),
                                         _TASKS["cross-encoder"][1], batches)
     except ManifestError:  # ONNX Runtime refused the rewritten graph
+        difference = float("inf")
+    if difference > TRIM_TOLERANCE:
+        log.warning("last layer left whole: the cut graph's logits differ from the full "
+                    "graph's by %.3g (tolerance %g)", difference, TRIM_TOLERANCE)
         return False
-    return difference <= TRIM_TOLERANCE
+    return True
 
 
 def _place_graph(graph: Path, final: Path) -> list[str]:

@@ -172,7 +172,11 @@ class Manifest(_Strict):
 
     def write(self, directory: Path) -> Path:
         file = directory / MANIFEST_NAME
-        file.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        # a full last layer is left unsaid, so crossrank versions that predate the field
+        # still read the manifests of models it does not concern
+        exclude = {"last_layer_rows"} if self.last_layer_rows == "all" else None
+        file.write_text(self.model_dump_json(indent=2, exclude=exclude) + "\n",
+                        encoding="utf-8")
         return file
 
     def verify(self, directory: Path) -> None:

@@ -27,12 +27,21 @@ _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 _KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask: a container's cpuset, taskset),
+    not every CPU of the host."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 def parallel_runs_for(intra_op_threads: int, parallel_runs: int) -> int:
     """How many ONNX runs go at once: ``parallel_runs``, or for 0 as many as fit the cores at
     ``intra_op_threads`` threads each (0 threads: all cores, so one run)."""
     if parallel_runs > 0:
         return parallel_runs
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     return max(1, cores // intra_op_threads) if intra_op_threads > 0 else 1
 
 
@@ -43,7 +52,7 @@ class OnnxSession:
     operator. Across runs: :meth:`run_all` hands the batches of one call to ``parallel_runs``
     threads, each running whole batches. The default is the second with one thread per run:
     on small, cache-sized batches it does not pay a thread handoff per operator (MiniLM-L6 on
-    2 cores: 1.2-1.4x the first; docs/benchmarks.md, "Scorer").
+    2 cores: 1.1-1.4x the first; docs/benchmarks.md, "Scorer").
     """
 
     def __init__(self, path: Path, *, intra_op_threads: int = 1, parallel_runs: int = 0,
@@ -103,5 +112,6 @@ class OnnxSession:
         yield from self._runners.map(lambda batch: (batch, self.run(batch, output)), batches)
 
     def close(self) -> None:
+        """Stop the runner threads (idle ones exit with the process anyway)."""
         if self._runners is not None:
             self._runners.shutdown(wait=True, cancel_futures=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from crossrank.models.cross_encoder import CrossEncoder
 from crossrank.models.embedder import Embedder, Vectors
 from crossrank.models.errors import ModelKindError, ModelLookupError
 from crossrank.models.manifest import MANIFEST_NAME, Kind, Manifest
+from crossrank.models.onnx_session import usable_cores
 from crossrank.models.token_batches import DEFAULT_MAX_BATCH_TOKENS
 from crossrank.types import Pair, Scores
 
@@ -53,7 +53,7 @@ class ModelRegistry:
         self._batching = batching
         self._batchers: dict[str, Batcher] = {}
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=max_workers or os.cpu_count() or 1,
+        self._executor = ThreadPoolExecutor(max_workers=max_workers or usable_cores(),
                                             thread_name_prefix="crossrank-model")
 
     @property
@@ -107,6 +107,10 @@ class ModelRegistry:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            loaded, self._loaded = self._loaded, {}
+        for model in loaded.values():
+            model.close()
 
     def _score_now(self, name: str, pairs: Sequence[Pair], max_length: int | None) -> Scores:
         return self.cross_encoder(name).score(pairs, max_length=max_length)

@@ -54,8 +54,9 @@ class DimensionUnknown(CrossrankError):
 
 
 class EmbedderMissing(CrossrankError):
-    """The policy names an embedder this proxy has not loaded: its settings, not the request,
-    are wrong, and no mapping can be made until they are."""
+    """The policy names an embedder this proxy has not loaded (or a model that is not an
+    embedder): its settings, not the request, are wrong, and no index can be made for the
+    vectors until they are."""
 
     status = 409
     error_type = "crossrank_embedding_exception"
@@ -136,6 +137,25 @@ async def _create(upstream: Upstream, path: str, target: Target, headers: Header
     return True
 
 
+def _no_dimension(policy: str, model: str, vector_field: str, models: object) -> CrossrankError:
+    """Why the index for ``model``'s vectors cannot be made: the model is not loaded here, or
+    is not an embedder (409: the settings are wrong, not the request), or its dimension is
+    unknown (500)."""
+    kinds = getattr(models, "kinds", None)
+    kinds = kinds if isinstance(kinds, dict) else {}
+    embedders = ", ".join(sorted(name for name, kind in kinds.items() if kind == "embedder"))
+    if kinds.get(model) is None:
+        return EmbedderMissing(f"policy [{policy}] names embedder [{model}], which this proxy "
+                               f"has not loaded (embedders: {embedders or 'none'}); nothing "
+                               "was written", field=vector_field)
+    if kinds[model] != "embedder":
+        return EmbedderMissing(f"policy [{policy}] names [{model}] as its embedder, but it is a "
+                               f"{kinds[model]} (embedders: {embedders or 'none'}); nothing was "
+                               "written", field=vector_field)
+    return DimensionUnknown(f"the dimension of embedder [{model}] is unknown; nothing was "
+                            "written")
+
+
 def upstream_failure(what: str, response: Reply) -> CrossrankError:
     reason = response.text[:500]
     try:
@@ -174,12 +194,6 @@ async def handle_index_mapping(request: Incoming, index: str, upstream: Upstream
         raise NotFound(f"no policy with an embed or hybrid section covers index [{index}]")
     vector_field, model = wanted
     dimension = await embedding_dimension(models, model)
-    if dimension is None and request.method == "PUT":
-        kinds = getattr(models, "kinds", None) or {}
-        loaded = sorted(name for name, kind in kinds.items() if kind == "embedder")
-        raise EmbedderMissing(f"policy [{policy.name}] names embedder [{model}], which this "
-                              f"proxy has not loaded (embedders: {', '.join(loaded) or 'none'});"
-                              " nothing was written", field=vector_field)
     target = Target(index, vector_field, model, dimension)
     headers = [(k, v) for k, v in request.headers
                if k.lower() not in (b"content-type", b"content-length", b"accept-encoding")]
@@ -191,9 +205,11 @@ async def handle_index_mapping(request: Incoming, index: str, upstream: Upstream
     status = 200
     if request.method == "PUT":
         path = "/" + quote(index, safe=",*")
-        if (await upstream.request("GET", path, b"", headers)).status_code == 404 \
-                and await _create(upstream, path, target, headers):
-            status = 201
+        if (await upstream.request("GET", path, b"", headers)).status_code == 404:
+            if dimension is None:  # an existing index is still checked (and 200 if right)
+                raise _no_dimension(policy.name, model, vector_field, models)
+            if await _create(upstream, path, target, headers):
+                status = 201
     problems = await _problems(upstream, target, headers, create=False)
     body["exists"] = problems is not None
     body["problems"] = problems or []
