@@ -175,3 +175,14 @@ def test_registry_close_stops_the_models(tiny_cross_encoder_dir: Path) -> None:
     registry.close()
     with pytest.raises(RuntimeError, match="shutdown"):
         runners.submit(print)
+
+
+def test_score_each_gives_every_request_its_scores_alone(model: CrossEncoder) -> None:
+    requests = [[(QUERY, doc) for doc in DOCS], [], [(QUERY, DOCS[1] * 40)],
+                [(DOCS[0], doc) for doc in DOCS * 3]]
+    answered: list[int] = []
+    results = model.score_each(requests, lambda index, scores: answered.append(index))
+    assert sorted(answered) == [0, 1, 2, 3]
+    for pairs, scores in zip(requests, results, strict=True):
+        np.testing.assert_array_equal(scores, model.score(pairs))
+    assert results[1].shape == (0,)

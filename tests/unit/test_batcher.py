@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,11 +24,13 @@ class LengthScorer:
         self.delay_s = delay_s
         self.release = threading.Event()
 
-    def __call__(self, pairs: Sequence[Pair], max_length: int | None) -> Scores:
-        self.calls.append(len(pairs))
+    def __call__(self, requests: Sequence[Sequence[Pair]], max_length: int | None,
+                 done: Callable[[int, Scores], None]) -> None:
+        self.calls.append(sum(len(pairs) for pairs in requests))
         if self.delay_s:
             self.release.wait(self.delay_s)
-        return np.array([float(len(doc)) for _, doc in pairs], dtype=np.float32)
+        for index, pairs in enumerate(requests):
+            done(index, np.array([float(len(doc)) for _, doc in pairs], dtype=np.float32))
 
 
 def pairs_of(n: int, tag: str) -> list[Pair]:
@@ -115,12 +117,14 @@ async def test_full_queue_refuses() -> None:
 async def test_a_failing_run_fails_only_its_batch() -> None:
     calls = 0
 
-    def flaky(pairs: Sequence[Pair], max_length: int | None) -> Scores:
+    def flaky(requests: Sequence[Sequence[Pair]], max_length: int | None,
+              done: Callable[[int, Scores], None]) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("model crashed")
-        return np.ones(len(pairs), dtype=np.float32)
+        for index, pairs in enumerate(requests):
+            done(index, np.ones(len(pairs), dtype=np.float32))
 
     with ThreadPoolExecutor(1) as pool:
         batcher = Batcher(flaky, pool, max_batch_pairs=4, max_wait_ms=0)
@@ -128,3 +132,42 @@ async def test_a_failing_run_fails_only_its_batch() -> None:
             await batcher.score(pairs_of(2, "a"))
         assert (await batcher.score(pairs_of(2, "b"))).tolist() == [1.0, 1.0]
         await batcher.aclose()
+
+
+async def test_each_caller_is_answered_when_its_own_pairs_are_done() -> None:
+    """A merged call answers its first request before it has finished the others."""
+    second_may_finish = threading.Event()
+
+    def staged(requests: Sequence[Sequence[Pair]], max_length: int | None,
+               done: Callable[[int, Scores], None]) -> None:
+        for index, pairs in enumerate(requests):
+            if index == 1:
+                assert second_may_finish.wait(5)
+            done(index, np.full(len(pairs), float(index), dtype=np.float32))
+
+    with ThreadPoolExecutor(1) as pool:
+        batcher = Batcher(staged, pool, max_batch_pairs=10, max_wait_ms=50)
+        first = asyncio.create_task(batcher.score(pairs_of(2, "a")))
+        second = asyncio.create_task(batcher.score(pairs_of(3, "b")))
+        assert (await asyncio.wait_for(first, 5)).tolist() == [0.0, 0.0]
+        assert not second.done()
+        second_may_finish.set()
+        assert (await second).tolist() == [1.0, 1.0, 1.0]
+        await batcher.aclose()
+    assert batcher.stats.batches == 1 and batcher.stats.requests == 2
+
+
+async def test_a_failure_after_some_callers_were_answered_fails_only_the_rest() -> None:
+    def half(requests: Sequence[Sequence[Pair]], max_length: int | None,
+             done: Callable[[int, Scores], None]) -> None:
+        done(0, np.zeros(len(requests[0]), dtype=np.float32))
+        raise RuntimeError("model crashed")
+
+    with ThreadPoolExecutor(1) as pool:
+        batcher = Batcher(half, pool, max_batch_pairs=10, max_wait_ms=50)
+        first, second = await asyncio.gather(batcher.score(pairs_of(2, "a")),
+                                             batcher.score(pairs_of(2, "b")),
+                                             return_exceptions=True)
+        await batcher.aclose()
+    assert isinstance(first, np.ndarray) and first.tolist() == [0.0, 0.0]
+    assert isinstance(second, RuntimeError)

@@ -1,19 +1,21 @@
 """Cross-request micro-batching: one queue and one worker per model.
 
-Concurrent searches each bring a window of pairs. Merged, one call scores them all: fewer calls,
-and short requests fill token batches together. (On CPU the scorer already runs its small
-batches side by side, one per core, so merging buys little there: 0.99x the queries/s at
-concurrency 16 on 2 cores, docs/benchmarks.md; the bounded queue below is what it still gives
-every deployment.) The worker takes requests first come, first served, up to ``max_batch_pairs``
-(a request larger than that runs alone, so nothing starves), waits at most ``max_wait_ms`` for
-company, runs the blocking scorer in an executor, and hands each caller its own slice in its own
-order. With ``max_wait_ms`` 0 (the server's default) nobody waits on purpose: a lone request
-runs at once, and requests that arrive while a batch runs are merged into the next one, so
-batches grow with the load and an idle server adds no latency. Inside a merged call, the scorer
-still splits the pairs into length-sorted runs bounded by its token budget. A caller that has
-gone (cancelled, for instance by its latency budget) is skipped before its pairs are run. When
-more than ``max_queue_pairs`` wait, new requests are refused with :class:`QueueFull` (the proxy
-answers 429).
+Concurrent searches each bring a window of pairs. The worker takes waiting requests first come,
+first served, up to ``max_batch_pairs`` (a request larger than that runs alone, so nothing
+starves), waits at most ``max_wait_ms`` for company, and hands them to the scorer in one call,
+run in an executor. The scorer batches each request's pairs on their own (no token batch mixes
+two callers, so a caller's scores never depend on who else was merged), runs the batches in
+request order, and each caller gets its scores, in its own order, as soon as its own batches are
+done. With ``max_wait_ms`` 0 (the server's default) nobody waits on purpose: a lone request runs
+at once, and requests that arrive while a call runs are merged into the next one, so an idle
+server adds no latency. A caller that has gone (cancelled, for instance by its latency budget)
+is skipped before its pairs are run. When more than ``max_queue_pairs`` wait, new requests are
+refused with :class:`QueueFull` (the proxy answers 429).
+
+What merging buys: one executor call per group of requests and one tokenizer call for all their
+pairs. On CPU the scorer already keeps every core busy with one request's batches (one batch per
+core), so merging adds no throughput there (0.99x the queries/s at concurrency 16 on 2 cores,
+docs/benchmarks.md); the bounded queue is what it gives every deployment.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ import numpy as np
 
 from crossrank.types import Pair, Scores
 
-ScoreFn = Callable[[Sequence[Pair], int | None], Scores]
+Done = Callable[[int, Scores], None]
+ScoreEachFn = Callable[[Sequence[Sequence[Pair]], int | None, Done], object]
+"""Scores several requests' pairs (with a max_length), calling ``done(i, scores)`` for each
+request as soon as it has them (from any thread); raises if the run fails."""
 
 
 class QueueFull(Exception):
@@ -65,7 +70,7 @@ class BatchStats:
 
 
 class Batcher:
-    def __init__(self, score: ScoreFn, executor: Executor, *, max_batch_pairs: int = 256,
+    def __init__(self, score: ScoreEachFn, executor: Executor, *, max_batch_pairs: int = 256,
                  max_wait_ms: float = 2.0, max_queue_pairs: int = 8192) -> None:
         if max_batch_pairs < 1 or max_queue_pairs < 1 or max_wait_ms < 0:
             raise ValueError("batcher limits must be positive")
@@ -157,23 +162,28 @@ class Batcher:
         return batch
 
     async def _execute(self, batch: list[_Request]) -> None:
-        pairs = [pair for request in batch for pair in request.pairs]
         loop = asyncio.get_running_loop()
+
+        def done(index: int, scores: Scores) -> None:  # on the executor's thread
+            loop.call_soon_threadsafe(_settle, batch[index].future, scores)
+
         try:
-            scores = await loop.run_in_executor(self._executor, self._score, pairs,
-                                                batch[0].max_length)
+            # the callbacks above are queued on the loop before this call's own completion,
+            # so every finished request is settled before the except clause below can run
+            await loop.run_in_executor(self._executor, self._score,
+                                       [request.pairs for request in batch],
+                                       batch[0].max_length, done)
         except Exception as exc:
             for request in batch:
                 if not request.future.done():
                     request.future.set_exception(exc)
             return
         self.stats.batches += 1
-        self.stats.pairs += len(pairs)
+        self.stats.pairs += sum(len(request.pairs) for request in batch)
         self.stats.requests += len(batch)
         self.stats.last_batch_requests = len(batch)
-        offset = 0
-        for request in batch:
-            part = scores[offset: offset + len(request.pairs)]
-            offset += len(request.pairs)
-            if not request.future.done():
-                request.future.set_result(part)
+
+
+def _settle(future: asyncio.Future[Scores], scores: Scores) -> None:
+    if not future.done():  # a caller that has gone (cancelled) gets nothing
+        future.set_result(scores)

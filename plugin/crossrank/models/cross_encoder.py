@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -56,15 +57,55 @@ class CrossEncoder:
         """Scores before the manifest's activation (logits or log-odds)."""
         if not pairs:
             return np.zeros(0, dtype=np.float32)
+        ((_, scores),) = self._raw_each([pairs], max_length)
+        return scores
+
+    def score_each(self, requests: Sequence[Sequence[Pair]],
+                   done: Callable[[int, Scores], None] | None = None, *,
+                   max_length: int | None = None) -> list[Scores]:
+        """:meth:`score` for several requests in one pass over the runners.
+
+        Each request's pairs are batched on their own, so no token batch mixes two requests
+        and a request gets the scores it would get alone (int8 activation scales are per
+        batch). The requests' batches run in order, and ``done(i, scores)`` is called for
+        request ``i`` as soon as its last batch is back, on the calling thread.
+        """
+        results: list[Scores] = [np.zeros(0, dtype=np.float32)] * len(requests)
+        for index, raw in self._raw_each(requests, max_length):
+            results[index] = self.activate(raw)
+            if done is not None:
+                done(index, results[index])
+        return results
+
+    def _raw_each(self, requests: Sequence[Sequence[Pair]],
+                  max_length: int | None) -> Iterator[tuple[int, Scores]]:
+        """(request index, raw scores), each request as soon as its batches are done."""
         limit = self.manifest.max_length if max_length is None else min(
             max_length, self.manifest.max_length)
-        encodings = self._tokenizer.encode_pairs(pairs, limit)
-        scores = np.empty(len(pairs), dtype=np.float32)
-        batches = token_batches.batches(encodings, self.max_batch_tokens,
-                                        self.manifest.pad_token_id)
-        for batch, logits in self._session.run_all(batches, self.manifest.output_name):
-            scores[batch.rows] = reduce_logits(logits, self._head)
-        return scores
+        # one tokenizer call for every pair, then each request's batches from its own rows
+        encodings = self._tokenizer.encode_pairs(
+            [pair for pairs in requests for pair in pairs], limit) if any(requests) else []
+        jobs: list[tuple[int, Sequence[Any], npt.NDArray[np.intp]]] = []
+        left = [0] * len(requests)
+        scores = [np.empty(len(pairs), dtype=np.float32) for pairs in requests]
+        start = 0
+        for index, pairs in enumerate(requests):
+            own = encodings[start:start + len(pairs)]
+            start += len(pairs)
+            for rows in token_batches.plan([len(e.ids) for e in own], self.max_batch_tokens):
+                jobs.append((index, own, rows))
+                left[index] += 1
+        for index, pairs in enumerate(requests):
+            if not pairs:
+                yield index, scores[index]
+        pad_id = self.manifest.pad_token_id
+        batches = (token_batches.pad(own, rows, pad_id) for _, own, rows in jobs)
+        outputs = self._session.run_all(batches, self.manifest.output_name)
+        for (index, _, _), (batch, logits) in zip(jobs, outputs, strict=True):
+            scores[index][batch.rows] = reduce_logits(logits, self._head)
+            left[index] -= 1
+            if left[index] == 0:
+                yield index, scores[index]
 
     def rank(self, query: str, texts: Sequence[str],
              top_k: int | None = None) -> list[tuple[int, float]]:

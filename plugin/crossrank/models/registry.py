@@ -84,7 +84,7 @@ class ModelRegistry:
         if batcher is None:
             limits = self._batching
             batcher = self._batchers[name] = Batcher(
-                functools.partial(self._score_now, name), self._executor,
+                functools.partial(self._score_each_now, name), self._executor,
                 max_batch_pairs=limits.max_batch_pairs, max_wait_ms=limits.max_wait_ms,
                 max_queue_pairs=limits.max_queue_pairs)
         return await batcher.score(pairs, max_length)
@@ -114,6 +114,10 @@ class ModelRegistry:
 
     def _score_now(self, name: str, pairs: Sequence[Pair], max_length: int | None) -> Scores:
         return self.cross_encoder(name).score(pairs, max_length=max_length)
+
+    def _score_each_now(self, name: str, requests: Sequence[Sequence[Pair]],
+                        max_length: int | None, done: Callable[[int, Scores], None]) -> None:
+        self.cross_encoder(name).score_each(requests, done, max_length=max_length)
 
     async def _run(self, work: Callable[[], _T]) -> _T:
         loop = asyncio.get_running_loop()
