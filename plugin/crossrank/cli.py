@@ -147,6 +147,10 @@ def export_command(
     trim_last_layer: Annotated[bool, typer.Option(
         help="Cross-encoders: the last layer computes only the row the head reads "
              "(same scores, fewer FLOPs). Not done with --optimize.")] = True,
+    int8_keep_fp32: Annotated[list[str] | None, typer.Option(
+        "--int8-keep-fp32",
+        help="With --quantize int8: leave MatMul nodes whose names contain this in fp32, for "
+             "accuracy (repeatable), e.g. layer.0/output/dense/.")] = None,
 ) -> None:
     """Export a Hugging Face cross-encoder or sentence-transformers embedder to ONNX."""
     try:
@@ -159,7 +163,8 @@ def export_command(
     try:
         manifest = export_model(model, out, kind=kind, quantize=quantize,  # type: ignore[arg-type]
                                 optimize=optimize, max_length=max_length,  # type: ignore[arg-type]
-                                label=label, force=force, trim_last_layer=trim_last_layer)
+                                label=label, force=force, trim_last_layer=trim_last_layer,
+                                int8_keep_fp32=int8_keep_fp32 or ())
     except ExportError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

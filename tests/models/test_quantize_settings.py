@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,3 +27,35 @@ def test_isa_from_cpuinfo_flags(flags: str, isa: str, monkeypatch: pytest.Monkey
 def test_arm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     assert cpu_isa(ZEN4) == "arm64"
+
+
+def test_named_matmuls_stay_fp32(model_factory: Any, tmp_path: Path) -> None:
+    import onnx
+
+    from crossrank.models import CrossEncoder, Manifest
+
+    directory = model_factory.exported("bert-64", quantize="int8",
+                                       int8_keep_fp32=["layer.0/output/dense/"])
+    quantization = Manifest.read(directory).quantization
+    assert quantization is not None
+    assert quantization.fp32_nodes == ("/bert/encoder/layer.0/output/dense/MatMul",)
+    nodes = {node.name: node.op_type
+             for node in onnx.load(str(directory / "model.onnx")).graph.node}
+    assert nodes["/bert/encoder/layer.0/output/dense/MatMul"] == "MatMul"  # left in fp32
+    assert "/bert/encoder/layer.1/output/dense/MatMul" not in nodes  # quantised
+    assert CrossEncoder.load(directory).score([("a query", "a document")]).shape == (1,)
+    # a plain int8 export does not write the empty list (older versions still read it)
+    plain = model_factory.exported("bert-64", quantize="int8")
+    assert "fp32_nodes" not in (plain / "crossrank.json").read_text()
+
+
+def test_keep_fp32_errors(model_factory: Any, tmp_path: Path) -> None:
+    from crossrank.models import export_model
+    from crossrank.models.errors import ExportError
+
+    with pytest.raises(ExportError, match="names no MatMul"):
+        export_model(model_factory.source("bert-64"), tmp_path / "a", quantize="int8",
+                     int8_keep_fp32=["no/such/node"])
+    with pytest.raises(ExportError, match="needs quantize"):
+        export_model(model_factory.source("bert-64"), tmp_path / "b",
+                     int8_keep_fp32=["layer.0/output/dense/"])

@@ -74,6 +74,8 @@ class Quantization(_Strict):
     reduce_range: bool
     isa: str
     """The CPU instruction set the settings were chosen for (avx512_vnni, avx512, avx2, arm64)."""
+    fp32_nodes: tuple[str, ...] = ()
+    """MatMul nodes left in fp32 on purpose (``--int8-keep-fp32``), for accuracy."""
 
 
 class Parity(_Strict):
@@ -174,8 +176,12 @@ class Manifest(_Strict):
         file = directory / MANIFEST_NAME
         # a full last layer is left unsaid, so crossrank versions that predate the field
         # still read the manifests of models it does not concern
-        exclude = {"last_layer_rows"} if self.last_layer_rows == "all" else None
-        file.write_text(self.model_dump_json(indent=2, exclude=exclude) + "\n",
+        exclude: dict[str, Any] = {}
+        if self.last_layer_rows == "all":
+            exclude["last_layer_rows"] = True
+        if self.quantization is not None and not self.quantization.fp32_nodes:
+            exclude["quantization"] = {"fp32_nodes"}
+        file.write_text(self.model_dump_json(indent=2, exclude=exclude or None) + "\n",
                         encoding="utf-8")
         return file
 

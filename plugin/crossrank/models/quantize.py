@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
+from crossrank.models.errors import ExportError
 from crossrank.models.manifest import Quantization
 
 _CPUINFO = Path("/proc/cpuinfo")
@@ -29,9 +31,11 @@ def cpu_isa(cpuinfo: str | None = None) -> str:
     return "avx2"
 
 
-def quantize_int8(source: Path, target: Path, isa: str | None = None) -> Quantization:
+def quantize_int8(source: Path, target: Path, isa: str | None = None,
+                  keep_fp32: Sequence[str] = ()) -> Quantization:
     """Write a dynamically quantised copy of ``source`` (weights int8 per channel, activations
-    uint8 per batch) to ``target``.
+    uint8 per batch) to ``target``. MatMul nodes whose names contain one of ``keep_fp32`` stay
+    fp32 (each pattern must match at least one).
 
     The settings come from optimum's ``AutoQuantizationConfig`` for the CPU; the quantiser is
     onnxruntime's ``quantize_dynamic``, because optimum's ORTQuantizer cannot type the fused
@@ -43,8 +47,10 @@ def quantize_int8(source: Path, target: Path, isa: str | None = None) -> Quantiz
 
     isa = isa or cpu_isa()
     config = getattr(AutoQuantizationConfig, isa)(is_static=False, per_channel=True)
+    kept = _matmuls_named(source, keep_fp32)
     quantize_dynamic(
         source, target,
+        nodes_to_exclude=list(kept),
         op_types_to_quantize=[str(getattr(op, "value", op)) for op in config.operators_to_quantize],
         per_channel=config.per_channel,
         reduce_range=config.reduce_range,
@@ -56,4 +62,23 @@ def quantize_int8(source: Path, target: Path, isa: str | None = None) -> Quantiz
     return Quantization(
         weights="int8" if config.weights_dtype == QuantType.QInt8 else "uint8",
         activations="int8" if config.activations_dtype == QuantType.QInt8 else "uint8",
-        per_channel=config.per_channel, reduce_range=config.reduce_range, isa=isa)
+        per_channel=config.per_channel, reduce_range=config.reduce_range, isa=isa,
+        fp32_nodes=kept)
+
+
+def _matmuls_named(graph: Path, patterns: Sequence[str]) -> tuple[str, ...]:
+    """The MatMul nodes of ``graph`` whose names contain one of ``patterns``."""
+    if not patterns:
+        return ()
+    import onnx
+
+    names = [node.name for node in onnx.load(str(graph), load_external_data=False).graph.node
+             if node.op_type == "MatMul"]
+    chosen: list[str] = []
+    for pattern in patterns:
+        matched = [name for name in names if pattern in name]
+        if not matched:
+            raise ExportError(f"--int8-keep-fp32 {pattern!r} names no MatMul node; the graph's "
+                              f"MatMuls look like {names[:3]}")
+        chosen += [name for name in matched if name not in chosen]
+    return tuple(chosen)
