@@ -331,6 +331,10 @@ class Settings(_Strict):
     """Threads inside one ONNX run (0: all cores)."""
     parallel_runs: int = Field(0, ge=0)
     """ONNX runs (token batches) at once per model (0: cores / intra_op_threads)."""
+    max_batch_tokens: int = Field(256, ge=8)
+    """Padded tokens per ONNX run (a longer sequence runs alone); the runtime's own default,
+    ``models.token_batches.DEFAULT_MAX_BATCH_TOKENS``, written out so that reading settings
+    does not load ONNX Runtime (a test keeps the two equal)."""
     score_cache_entries: int = Field(100_000, ge=0)
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     policies: list[Policy] = Field(default_factory=list)

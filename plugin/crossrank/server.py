@@ -48,6 +48,7 @@ def build_app(settings: Settings, models_dir: Path | None = None) -> CrossrankAp
                           batching.max_queue_pairs) if batching.enabled else None)
     registry = ModelRegistry(models, intra_op_threads=settings.intra_op_threads,
                              parallel_runs=settings.parallel_runs,
+                             max_batch_tokens=settings.max_batch_tokens,
                              batching=limits)
     return CrossrankApp(settings, registry, registry.kinds)
 

@@ -128,3 +128,21 @@ def test_discover_models(tmp_path: Path, tiny_cross_encoder_dir: Path,
 def test_a_directory_without_manifest_fails_at_construction(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=r"crossrank\.json"):
         ModelRegistry({"broken": tmp_path})
+
+
+def test_thread_and_batch_settings_reach_the_loaded_models(tiny_cross_encoder_dir: Path) -> None:
+    from crossrank.config import Settings
+    from crossrank.models.token_batches import DEFAULT_MAX_BATCH_TOKENS
+    from crossrank.server import build_app
+
+    assert Settings().max_batch_tokens == DEFAULT_MAX_BATCH_TOKENS  # written out twice
+    settings = Settings(models={"rerank": tiny_cross_encoder_dir}, parallel_runs=3,
+                        max_batch_tokens=64, admin={"enabled": False})
+    app = build_app(settings)
+    registry = app.scorer
+    assert isinstance(registry, ModelRegistry)
+    try:
+        model = registry.cross_encoder("rerank")
+        assert model.max_batch_tokens == 64 and model._session.parallel_runs == 3
+    finally:
+        registry.close()

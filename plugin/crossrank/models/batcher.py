@@ -62,6 +62,8 @@ class _Request:
 
 @dataclass
 class BatchStats:
+    """Counters: merged calls started, pairs and requests answered, callers skipped."""
+
     batches: int = 0
     pairs: int = 0
     requests: int = 0
@@ -163,9 +165,11 @@ class Batcher:
 
     async def _execute(self, batch: list[_Request]) -> None:
         loop = asyncio.get_running_loop()
+        self.stats.batches += 1
+        self.stats.last_batch_requests = len(batch)
 
         def done(index: int, scores: Scores) -> None:  # on the executor's thread
-            loop.call_soon_threadsafe(_settle, batch[index].future, scores)
+            loop.call_soon_threadsafe(self._settle, batch[index], scores)
 
         try:
             # the callbacks above are queued on the loop before this call's own completion,
@@ -177,13 +181,10 @@ class Batcher:
             for request in batch:
                 if not request.future.done():
                     request.future.set_exception(exc)
-            return
-        self.stats.batches += 1
-        self.stats.pairs += sum(len(request.pairs) for request in batch)
-        self.stats.requests += len(batch)
-        self.stats.last_batch_requests = len(batch)
 
-
-def _settle(future: asyncio.Future[Scores], scores: Scores) -> None:
-    if not future.done():  # a caller that has gone (cancelled) gets nothing
-        future.set_result(scores)
+    def _settle(self, request: _Request, scores: Scores) -> None:
+        """Answer one caller (counted first, so the stats are current when it wakes up)."""
+        self.stats.requests += 1
+        self.stats.pairs += len(request.pairs)
+        if not request.future.done():  # a caller that has gone (cancelled) gets nothing
+            request.future.set_result(scores)
