@@ -331,6 +331,8 @@ class Settings(_Strict):
     """Threads inside one ONNX run (0: all cores)."""
     parallel_runs: int = Field(0, ge=0)
     """ONNX runs (token batches) at once per model (0: cores / intra_op_threads)."""
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    """ONNX Runtime's graph optimisation level when a model is loaded."""
     max_batch_tokens: int = Field(256, ge=8)
     """Padded tokens per ONNX run (a longer sequence runs alone); the runtime's own default,
     ``models.token_batches.DEFAULT_MAX_BATCH_TOKENS``, written out so that reading settings

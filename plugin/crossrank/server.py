@@ -49,6 +49,7 @@ def build_app(settings: Settings, models_dir: Path | None = None) -> CrossrankAp
     registry = ModelRegistry(models, intra_op_threads=settings.intra_op_threads,
                              parallel_runs=settings.parallel_runs,
                              max_batch_tokens=settings.max_batch_tokens,
+                             graph_optimization=settings.graph_optimization,
                              batching=limits)
     return CrossrankApp(settings, registry, registry.kinds)
 

@@ -131,18 +131,23 @@ def test_a_directory_without_manifest_fails_at_construction(tmp_path: Path) -> N
 
 
 def test_thread_and_batch_settings_reach_the_loaded_models(tiny_cross_encoder_dir: Path) -> None:
+    import onnxruntime as ort
+
     from crossrank.config import Settings
     from crossrank.models.token_batches import DEFAULT_MAX_BATCH_TOKENS
     from crossrank.server import build_app
 
     assert Settings().max_batch_tokens == DEFAULT_MAX_BATCH_TOKENS  # written out twice
     settings = Settings(models={"rerank": tiny_cross_encoder_dir}, parallel_runs=3,
-                        max_batch_tokens=64, admin={"enabled": False})
+                        max_batch_tokens=64, graph_optimization="basic",
+                        admin={"enabled": False})
     app = build_app(settings)
     registry = app.scorer
     assert isinstance(registry, ModelRegistry)
     try:
         model = registry.cross_encoder("rerank")
         assert model.max_batch_tokens == 64 and model._session.parallel_runs == 3
+        options = model._session._session.get_session_options()
+        assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     finally:
         registry.close()
