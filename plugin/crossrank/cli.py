@@ -182,13 +182,9 @@ def trim_command(
     For models exported before crossrank did this itself: the same scores (fp32) or nearly
     (int8), checked on sample pairs before the graph is replaced.
     """
-    try:
-        from crossrank.models.errors import ManifestError
-        from crossrank.models.trim import trim_model_dir
-    except ImportError as exc:  # onnx comes with the export extra
-        typer.echo(f"error: {exc}; install the export extra: pip install 'crossrank[export]'",
-                   err=True)
-        raise typer.Exit(2) from exc
+    from crossrank.models.errors import ManifestError
+    from crossrank.models.trim import trim_model_dir  # onnx is imported (or missed) inside
+
     try:
         report = trim_model_dir(model_dir)
     except ManifestError as exc:

@@ -6,6 +6,8 @@ torch inside the functions, so this module stays importable without the export e
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ from crossrank.models.manifest import Parity
 from crossrank.models.sample_texts import PairSample, text_sample
 
 FloatArray = npt.NDArray[np.floating[Any]]
+ScoreFn = Callable[[list[tuple[str, str]]], FloatArray]
 REFERENCE_BATCH = 16
 
 
@@ -39,21 +42,42 @@ def top_k_overlap(reference: FloatArray, other: FloatArray, k: int = 10) -> floa
     return len(top_ref & top_other) / k
 
 
-def cross_encoder_parity(model: Any, tokenizer: Any, exported: CrossEncoder, sample: PairSample,
-                         max_length: int) -> Parity:
-    """Raw scores (before the activation) of ``exported`` against the PyTorch ``model``."""
+@dataclass(frozen=True)
+class Agreement:
+    """How one scorer follows another over a sample's queries, each ranking its candidates."""
+
+    pairs: int
+    max_abs_diff: float
+    spearman: float
+    """Mean over the queries; ``min_spearman`` is the worst query's."""
+    min_spearman: float
+    top10_overlap: float
+
+
+def agreement(sample: PairSample, reference: ScoreFn, other: ScoreFn) -> Agreement:
+    """``other``'s scores against ``reference``'s, query by query."""
     diffs, correlations, overlaps = [], [], []
     for query, documents in zip(sample.queries, sample.candidates, strict=True):
         pairs = [(query, document) for document in documents]
-        reference = torch_raw_scores(model, tokenizer, exported, pairs, max_length)
-        got = exported.raw_scores(pairs, max_length=max_length)
-        diffs.append(float(np.abs(got - reference).max()))
-        correlations.append(spearman(reference, got))
-        overlaps.append(top_k_overlap(reference, got, 10))
+        expected, got = reference(pairs), other(pairs)
+        diffs.append(float(np.abs(got - expected).max()))
+        correlations.append(spearman(expected, got))
+        overlaps.append(top_k_overlap(expected, got, 10))
+    return Agreement(pairs=sum(len(c) for c in sample.candidates), max_abs_diff=max(diffs),
+                     spearman=float(np.mean(correlations)), min_spearman=min(correlations),
+                     top10_overlap=float(np.mean(overlaps)))
+
+
+def cross_encoder_parity(model: Any, tokenizer: Any, exported: CrossEncoder, sample: PairSample,
+                         max_length: int) -> Parity:
+    """Raw scores (before the activation) of ``exported`` against the PyTorch ``model``."""
+    found = agreement(
+        sample, lambda pairs: torch_raw_scores(model, tokenizer, exported, pairs, max_length),
+        lambda pairs: exported.raw_scores(pairs, max_length=max_length))
     return Parity(reference=_reference_name(), data=sample.data, max_length=max_length,
-                  texts=sum(len(c) for c in sample.candidates), max_abs_diff=max(diffs),
+                  texts=found.pairs, max_abs_diff=found.max_abs_diff,
                   queries=len(sample.queries), candidates=len(sample.candidates[0]),
-                  spearman=float(np.mean(correlations)), top10_overlap=float(np.mean(overlaps)))
+                  spearman=found.spearman, top10_overlap=found.top10_overlap)
 
 
 def torch_raw_scores(model: Any, tokenizer: Any, exported: CrossEncoder,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,8 @@ from crossrank.models.cross_encoder import CrossEncoder
 from crossrank.models.errors import ManifestError
 from crossrank.models.manifest import Manifest, sha256_file
 from crossrank.models.onnx_session import OnnxSession
-from crossrank.models.parity import spearman, top_k_overlap
-from crossrank.models.sample_texts import PairSample, pair_sample
+from crossrank.models.parity import Agreement, agreement
+from crossrank.models.sample_texts import pair_sample
 from crossrank.models.token_batches import Batch
 from crossrank.models.tokenization import Tokenizer
 
@@ -132,30 +131,22 @@ def largest_difference(before: OnnxSession, after: OnnxSession, output: str,
     return worst
 
 
-@dataclass(frozen=True)
-class TrimReport:
-    """The cut graph against the full one, on the export parity sample."""
-
-    pairs: int
-    max_abs_diff: float
-    spearman: float
-    """Mean over the sample's queries; ``min_spearman`` is the worst query's."""
-    min_spearman: float
-    top10_overlap: float
-
-
-def trim_model_dir(directory: Path) -> TrimReport:
+def trim_model_dir(directory: Path) -> Agreement:
     """Cut the last layer of an already exported cross-encoder in ``directory``, in place.
 
     Kept only when the cut graph agrees with the full one on sample pairs: raw scores within
     ``TRIM_TOLERANCE`` for fp32; for int8 (whose last-layer activation scales now come from one
     row) a mean Spearman of at least ``MIN_INT8_SPEARMAN`` and no query below
-    ``MIN_INT8_SPEARMAN_ANY_QUERY``. Raises
-    ``ManifestError`` otherwise, leaving the directory as it was. The manifest's parity record
-    stays the export's, labelled as measured before the cut, with the cut's own agreement.
+    ``MIN_INT8_SPEARMAN_ANY_QUERY``. Raises ``ManifestError`` otherwise (also without the
+    export extra's onnx), leaving the directory as it was. The manifest's parity record stays
+    the export's, labelled as measured before the cut, with the cut's own agreement.
     """
-    import onnx
-    from onnx.external_data_helper import uses_external_data
+    try:
+        import onnx
+        from onnx.external_data_helper import uses_external_data
+    except ImportError as exc:
+        raise ManifestError("crossrank trim needs the export extra: "
+                            "pip install 'crossrank[export]'") from exc
 
     manifest = Manifest.read(directory)
     manifest.verify(directory)
@@ -178,7 +169,10 @@ def trim_model_dir(directory: Path) -> TrimReport:
     onnx.save_model(model, str(staged))
     try:
         try:
-            report = _compare(directory, manifest, staged, pair_sample())
+            full = CrossEncoder.load(directory)
+            cut = CrossEncoder(manifest, OnnxSession(staged),
+                               Tokenizer(directory / manifest.tokenizer_file))
+            report = agreement(pair_sample(), full.raw_scores, cut.raw_scores)
         except Exception as exc:  # onnxruntime's own exception types are not exported stably
             raise ManifestError(f"{graph}: the cut graph does not run ({exc}); left as it "
                                 "was") from exc
@@ -203,21 +197,3 @@ def trim_model_dir(directory: Path) -> TrimReport:
             f"{report.top10_overlap:.2f})")})
     manifest.model_copy(update=update).write(directory)
     return report
-
-
-def _compare(directory: Path, manifest: Manifest, staged: Path,
-             sample: PairSample) -> TrimReport:
-    tokenizer = Tokenizer(directory / manifest.tokenizer_file)
-    full = CrossEncoder.load(directory)
-    cut = CrossEncoder(manifest, OnnxSession(staged), tokenizer)
-    diffs, correlations, overlaps = [], [], []
-    for query, documents in zip(sample.queries, sample.candidates, strict=True):
-        pairs = [(query, document) for document in documents]
-        a, b = full.raw_scores(pairs), cut.raw_scores(pairs)
-        diffs.append(float(np.abs(a - b).max()))
-        correlations.append(spearman(a, b))
-        overlaps.append(top_k_overlap(a, b, 10))
-    return TrimReport(pairs=sum(len(c) for c in sample.candidates), max_abs_diff=max(diffs),
-                      spearman=float(np.mean(correlations)),
-                      min_spearman=float(min(correlations)),
-                      top10_overlap=float(np.mean(overlaps)))
