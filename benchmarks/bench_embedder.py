@@ -13,13 +13,12 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from crossrank.models import Embedder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scorer import scifact_pairs
+from bench_scorer import interleaved, scifact_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,18 +38,11 @@ def main() -> None:
             "intra_op_threads": cores, "parallel_runs": 1, "max_batch_tokens": 4096},
     }
     models = {name: Embedder.load(args.model, **options) for name, options in settings.items()}
-    times: dict[str, list[float]] = {name: [] for name in models}
-    reference = None
-    for model in models.values():
-        model.embed(texts[:8])  # warm-up
-    for _ in range(args.rounds):
-        for name, model in models.items():
-            start = time.perf_counter()
-            vectors = model.embed(texts)
-            times[name].append(time.perf_counter() - start)
-            if reference is None:
-                reference = vectors
-            assert float((vectors * reference).sum(axis=1).min()) > 0.99999, name
+    times = interleaved({name: (lambda m=model: m.embed(texts)) for name, model in models.items()},
+                        args.rounds)  # after one warm-up call each
+    reference = next(iter(models.values())).embed(texts)
+    for name, model in models.items():
+        assert float((model.embed(texts) * reference).sum(axis=1).min()) > 0.99999, name
     default = min(times[next(iter(times))])
     print(f"{len(texts)} SciFact abstracts, {args.rounds} interleaved rounds, "
           f"load average {os.getloadavg()[0]:.1f}\n")
