@@ -194,7 +194,7 @@ def _trim(graph: Path, target: Path, tokenizer: Any, max_length: int) -> bool:
     import onnx
 
     from crossrank.models.sample_texts import pair_sample
-    from crossrank.models.token_batches import Batch
+    from crossrank.models.token_batches import pad
     from crossrank.models.trim import TRIM_TOLERANCE, largest_difference, trim_last_layer
 
     model = onnx.load(str(graph))
@@ -203,20 +203,15 @@ def _trim(graph: Path, target: Path, tokenizer: Any, max_length: int) -> bool:
                     "projection with a residual and one attention mask (not a layout crossrank "
                     "can cut)")
         return False
-    large = sum(tensor.ByteSize() for tensor in model.graph.initializer) > _EXTERNAL_DATA_BYTES
-    onnx.save_model(model, str(target), save_as_external_data=large,
-                    all_tensors_to_one_file=True, location=target.name + ".data")
+    _save_graph(model, target, target.name + ".data")
     sample = pair_sample(queries=1, candidates=9)
     query, documents = sample.queries[0], sample.candidates[0]
     batches = []
-    for chunk in (documents[:1], documents[1:]):
-        encoded = tokenizer([query] * len(chunk), chunk, padding=True, truncation="only_second",
-                            max_length=min(max_length, PARITY_MAX_LENGTH), return_tensors="np")
-        ids = encoded["input_ids"].astype(np.int64)
-        types = encoded.get("token_type_ids")
-        batches.append(Batch(np.arange(len(chunk)), ids,
-                             encoded["attention_mask"].astype(np.int64),
-                             np.zeros_like(ids) if types is None else types.astype(np.int64)))
+    for chunk in (documents[:1], documents[1:]):  # one pair alone, then padded ones
+        encoded = tokenizer([query] * len(chunk), chunk, truncation="only_second",
+                            max_length=min(max_length, PARITY_MAX_LENGTH))
+        batches.append(pad(encoded.encodings, np.arange(len(chunk)),
+                           tokenizer.pad_token_id or 0))
     try:
         difference = largest_difference(OnnxSession(graph), OnnxSession(target),
                                         _TASKS["cross-encoder"][1], batches)
@@ -233,11 +228,20 @@ def _place_graph(graph: Path, final: Path) -> list[str]:
     """Save the graph as ``model.onnx`` (weights in ``model.onnx.data`` past 2 GB)."""
     import onnx
 
-    model = onnx.load(str(graph))
-    large = sum(tensor.ByteSize() for tensor in model.graph.initializer) > _EXTERNAL_DATA_BYTES
-    onnx.save_model(model, str(final / MODEL_FILE), save_as_external_data=large,
-                    all_tensors_to_one_file=True, location=EXTERNAL_DATA_FILE)
+    large = _save_graph(onnx.load(str(graph)), final / MODEL_FILE, EXTERNAL_DATA_FILE)
     return [MODEL_FILE, EXTERNAL_DATA_FILE] if large else [MODEL_FILE]
+
+
+def _save_graph(model: Any, path: Path, data_file: str) -> bool:
+    """Save an ``onnx.ModelProto``, its weights in ``data_file`` beside it past 2 GB (protobuf's
+    limit); True when they went there."""
+    import onnx
+
+    large = bool(sum(tensor.ByteSize() for tensor in model.graph.initializer)
+                 > _EXTERNAL_DATA_BYTES)
+    onnx.save_model(model, str(path), save_as_external_data=large,
+                    all_tensors_to_one_file=True, location=data_file)
+    return large
 
 
 def _write_tokenizer(tokenizer: Any, final: Path) -> str:
