@@ -151,6 +151,9 @@ def export_command(
         "--int8-keep-fp32",
         help="With --quantize int8: leave MatMul nodes whose names contain this in fp32, for "
              "accuracy (repeatable), e.g. layer.0/output/dense/.")] = None,
+    int8_isa: Annotated[str | None, typer.Option(
+        help="With --quantize int8: the CPU instruction set to quantise for (avx512_vnni, "
+             "avx512, avx2, arm64; default: this machine's).")] = None,
 ) -> None:
     """Export a Hugging Face cross-encoder or sentence-transformers embedder to ONNX."""
     try:
@@ -164,7 +167,7 @@ def export_command(
         manifest = export_model(model, out, kind=kind, quantize=quantize,  # type: ignore[arg-type]
                                 optimize=optimize, max_length=max_length,  # type: ignore[arg-type]
                                 label=label, force=force, trim_last_layer=trim_last_layer,
-                                int8_keep_fp32=int8_keep_fp32 or ())
+                                int8_keep_fp32=int8_keep_fp32 or (), int8_isa=int8_isa)
     except ExportError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from crossrank.models.quantize import cpu_isa
+from crossrank.models.quantize import cpu_isa, int8_settings
 
 ZEN4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n"
 
@@ -27,6 +27,22 @@ def test_isa_from_cpuinfo_flags(flags: str, isa: str, monkeypatch: pytest.Monkey
 def test_arm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     assert cpu_isa(ZEN4) == "arm64"
+
+
+@pytest.mark.parametrize("isa, weights", [("avx512_vnni", "int8"), ("avx2", "uint8"),
+                                          ("avx512", "int8"), ("arm64", "int8")])
+def test_int8_settings_per_isa(isa: str, weights: str) -> None:
+    """What export writes into the manifest for each ISA (optimum's choice, read back)."""
+    settings = int8_settings(isa)
+    assert settings.isa == isa and settings.weights == weights
+    assert settings.per_channel and settings.method == "dynamic"
+
+
+def test_unknown_isa_is_an_export_error() -> None:
+    from crossrank.models.errors import ExportError
+
+    with pytest.raises(ExportError, match="unknown instruction set 'sse2'"):
+        int8_settings("sse2")
 
 
 def test_named_matmuls_stay_fp32(model_factory: Any, tmp_path: Path) -> None:
@@ -56,6 +72,6 @@ def test_keep_fp32_errors(model_factory: Any, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="names no MatMul"):
         export_model(model_factory.source("bert-64"), tmp_path / "a", quantize="int8",
                      int8_keep_fp32=["no/such/node"])
-    with pytest.raises(ExportError, match="needs quantize"):
+    with pytest.raises(ExportError, match="need quantize int8"):
         export_model(model_factory.source("bert-64"), tmp_path / "b",
                      int8_keep_fp32=["layer.0/output/dense/"])

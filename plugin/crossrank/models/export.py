@@ -56,7 +56,8 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
                  optimize: Literal["O1", "O2", "O3"] | None = None,
                  max_length: int | None = None, label: int | None = None,
                  activation: Activation | None = None, force: bool = False,
-                 trim_last_layer: bool = True, int8_keep_fp32: Sequence[str] = ()) -> Manifest:
+                 trim_last_layer: bool = True, int8_keep_fp32: Sequence[str] = (),
+                 int8_isa: str | None = None) -> Manifest:
     """Export ``source`` (a local directory) into ``out`` and return the written manifest.
 
     ``kind`` is inferred when not given (a *ForSequenceClassification model is a cross-encoder,
@@ -69,15 +70,16 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
     ``optimize``, whose fused attention has no rows to cut. ``int8_keep_fp32``: name
     fragments of MatMul nodes that int8 quantisation leaves in fp32 (for accuracy; on
     MiniLM-L6, ``layer.0/output/dense/`` raised Spearman to fp32 from 0.985 to 0.990 for 8%
-    more time, docs/benchmarks.md).
+    more time, docs/benchmarks.md). ``int8_isa``: the instruction set to quantise for
+    (``models.quantize.ISAS``; default this CPU's).
     """
     if kind not in (None, "cross-encoder", "embedder"):
         raise ExportError(f"kind must be 'cross-encoder' or 'embedder', got {kind!r}")
     if quantize not in (None, "int8"):
         raise ExportError(f"quantize must be 'int8' or None, got {quantize!r}")
-    if int8_keep_fp32 and quantize is None:
-        raise ExportError("int8_keep_fp32 names nodes to keep out of int8: it needs quantize "
-                          "int8")
+    if (int8_keep_fp32 or int8_isa) and quantize is None:
+        raise ExportError("int8_keep_fp32 and int8_isa shape the int8 graph: they need "
+                          "quantize int8")
     if optimize not in (None, "O1", "O2", "O3"):
         raise ExportError(f"optimize must be 'O1', 'O2', 'O3' or None, got {optimize!r}")
     model_source = inspect_source(source, kind=kind, label=label, activation=activation,
@@ -106,7 +108,7 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
             from crossrank.models.quantize import quantize_int8
 
             quantization = quantize_int8(graph, staging / "quantized.onnx",
-                                         keep_fp32=int8_keep_fp32)
+                                         isa=int8_isa, keep_fp32=int8_keep_fp32)
             graph = staging / "quantized.onnx"
         final = staging / "final"
         final.mkdir()

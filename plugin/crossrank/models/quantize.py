@@ -5,11 +5,14 @@ from __future__ import annotations
 import platform
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from crossrank.models.errors import ExportError
 from crossrank.models.manifest import Quantization
 
 _CPUINFO = Path("/proc/cpuinfo")
+ISAS = ("avx512_vnni", "avx512", "avx2", "arm64")
+"""The instruction sets export can quantise for (optimum's names)."""
 
 
 def cpu_isa(cpuinfo: str | None = None) -> str:
@@ -31,22 +34,44 @@ def cpu_isa(cpuinfo: str | None = None) -> str:
     return "avx2"
 
 
+def int8_settings(isa: str | None = None) -> Quantization:
+    """The dynamic int8 settings export uses for ``isa`` (default: this CPU's), as optimum's
+    ``AutoQuantizationConfig`` chooses them: int8 weights for AVX-512 (with or without VNNI) and
+    ARM, uint8 weights for AVX2; activations uint8 everywhere. Tests ask this function, not a
+    constant, because the answer depends on the machine."""
+    config = _optimum_config(isa or cpu_isa())
+    from onnxruntime.quantization import QuantType
+
+    return Quantization(
+        weights="int8" if config.weights_dtype == QuantType.QInt8 else "uint8",
+        activations="int8" if config.activations_dtype == QuantType.QInt8 else "uint8",
+        per_channel=config.per_channel, reduce_range=config.reduce_range,
+        isa=isa or cpu_isa())
+
+
+def _optimum_config(isa: str) -> Any:
+    from optimum.onnxruntime import AutoQuantizationConfig
+
+    factory = getattr(AutoQuantizationConfig, isa, None)
+    if factory is None or isa not in ISAS:
+        raise ExportError(f"unknown instruction set {isa!r}; expected one of {', '.join(ISAS)}")
+    return factory(is_static=False, per_channel=True)
+
+
 def quantize_int8(source: Path, target: Path, isa: str | None = None,
                   keep_fp32: Sequence[str] = ()) -> Quantization:
     """Write a dynamically quantised copy of ``source`` (weights int8 per channel, activations
-    uint8 per batch) to ``target``. MatMul nodes whose names contain one of ``keep_fp32`` stay
-    fp32 (each pattern must match at least one).
+    uint8 per batch) to ``target``, with the settings of ``int8_settings(isa)``. MatMul nodes
+    whose names contain one of ``keep_fp32`` stay fp32 (each pattern must match at least one).
 
-    The settings come from optimum's ``AutoQuantizationConfig`` for the CPU; the quantiser is
-    onnxruntime's ``quantize_dynamic``, because optimum's ORTQuantizer cannot type the fused
-    contrib ops (Attention, SkipLayerNormalization) of an O2 graph.
+    The quantiser is onnxruntime's ``quantize_dynamic``, because optimum's ORTQuantizer cannot
+    type the fused contrib ops (Attention, SkipLayerNormalization) of an O2 graph.
     """
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from optimum.onnxruntime import AutoQuantizationConfig
+    from onnxruntime.quantization import quantize_dynamic
 
     isa = isa or cpu_isa()
-    config = getattr(AutoQuantizationConfig, isa)(is_static=False, per_channel=True)
+    config = _optimum_config(isa)
     kept = _matmuls_named(source, keep_fp32)
     quantize_dynamic(
         source, target,
@@ -59,11 +84,7 @@ def quantize_int8(source: Path, target: Path, isa: str | None = None,
                        "ActivationSymmetric": config.activations_symmetric,
                        "DefaultTensorType": onnx.TensorProto.FLOAT},
     )
-    return Quantization(
-        weights="int8" if config.weights_dtype == QuantType.QInt8 else "uint8",
-        activations="int8" if config.activations_dtype == QuantType.QInt8 else "uint8",
-        per_channel=config.per_channel, reduce_range=config.reduce_range, isa=isa,
-        fp32_nodes=kept)
+    return int8_settings(isa).model_copy(update={"fp32_nodes": kept})
 
 
 def _matmuls_named(graph: Path, patterns: Sequence[str]) -> tuple[str, ...]:
