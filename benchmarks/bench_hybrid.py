@@ -7,7 +7,7 @@
    - ``bm25``: ``multi_match`` over title and text (english analyzer), top 100;
    - ``knn``: the claim's MiniLM vector, lucene HNSW, top 100;
    - ``hybrid-rrf`` / ``hybrid-rsf``: the proxy's own first-stage code
-     (``crossrank.proxy.hybrid_retrieval.retrieve_first_stage``) with the policy's hybrid
+     (``crossrank.proxy.retrieval.UpstreamRetriever``) with the policy's hybrid
      section, depth 100 per side, window 100;
    - ``native-rrf``: neural-search's ``hybrid`` query with a ``score-ranker-processor`` RRF
      pipeline (rank_constant 60), size 100;
@@ -42,10 +42,11 @@ from crossrank.eval.datasets import load_dataset, read_corpus
 from crossrank.eval.metrics import means, score_rankings
 from crossrank.ingest.mapping import vector_mapping
 from crossrank.models import ModelRegistry
-from crossrank.proxy.hybrid_retrieval import retrieve_first_stage
+from crossrank.proxy.retrieval import UpstreamRetriever
 from crossrank.proxy.upstream import Upstream
-from crossrank.search.pipeline import rerank
+from crossrank.search import pipeline
 from crossrank.search.plan import plan_search
+from crossrank.search.retrieval import InlineRetriever, Retrieval
 from crossrank.server import build_app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,9 +176,10 @@ async def run_arms(url: str, index: str, registry: ModelRegistry, queries: dict[
             began = time.perf_counter()
             plan = plan_search({"query": match, "size": DEPTH, "_source": False}, [], section,
                                {})
-            response = await retrieve_first_stage(upstream, registry, plan,
-                                                  f"/{index}/_search", headers)
-            first = orjson.loads(response.content)
+            [answer] = await UpstreamRetriever(upstream, registry, headers).retrieve(
+                [Retrieval(plan, f"/{index}/_search")])
+            assert answer.body is not None, answer.content
+            first = answer.body
             record(f"hybrid-{fusion}", qid, first["hits"]["hits"], began)
             if cross_encoder and fusion == "rrf":
                 await rerank_arm(f"hybrid-{fusion}+rerank", qid, match, first, index,
@@ -195,7 +197,9 @@ async def rerank_arm(arm: str, qid: str, match: dict[str, Any], first: dict[str,
     section = policy(index, "rrf", RERANK_WINDOW).model_copy(update={"hybrid": None})
     plan = plan_search({"query": match, "size": DEPTH}, [], section, {})
     began = time.perf_counter()
-    [result] = await rerank([(plan, first)], registry, started=time.monotonic())
+    [result] = await pipeline.run([Retrieval(plan)], InlineRetriever([first["hits"]["hits"]]),
+                                  registry, started=time.monotonic())
+    assert result.body is not None
     record(arm, qid, result.body["hits"]["hits"], began)
 
 

@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -35,7 +34,7 @@ import numpy as np
 
 from crossrank.models import CrossEncoder, Manifest, export_model
 from crossrank.models.parity import spearman, top_k_overlap
-from crossrank.models.quantize import cpu_isa
+from crossrank.models.quantize import machine_summary
 from crossrank.models.sample_texts import join_title, scifact_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,6 +178,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path,
                         help="replace the results block of this markdown file")
     args = parser.parse_args()
+    print(machine_summary(), flush=True)  # speed claims hold for this CPU kind only
 
     import torch
     from sentence_transformers import CrossEncoder as STCrossEncoder
@@ -279,8 +279,8 @@ def main() -> None:
         f"benchmarks/bench_scorer.py{' --sweep' if args.sweep else ''}"
         f"{' --rounds ' + str(args.rounds) if args.rounds != 5 else ''}`",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, int8 "
-        f"ISA {cpu_isa()}; torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"Machine: {machine_summary()}; torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), "
         f"onnxruntime {__import__('onnxruntime').__version__}. Load average before/after: "
         f"{load_before[0]:.1f} / {load_after[0]:.1f}.",
         "",

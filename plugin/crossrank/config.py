@@ -39,6 +39,8 @@ from pydantic import (
     model_validator,
 )
 
+from crossrank.search.fusion import NORMALIZATIONS
+
 # fullmatch, never match: "$" alone would let a trailing newline through.
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
 # The same rule in the JSON schema of the admin API (crossrank.proxy.openapi).
@@ -170,11 +172,17 @@ class Policy(_Strict):
     text_fields: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
     template: str | None = None
     separator: str = " "
-    window: int = Field(50, ge=1, le=10_000)
+    # Scoring: null (left out) takes the model card's recommendation for the kind of first
+    # stage (bm25, knn, hybrid), else the built-in defaults (window 50, replace, alpha 0.5,
+    # min_max); see crossrank.search.scoring.
+    window: int | None = Field(None, ge=1, le=10_000)
     max_window: int = Field(200, ge=1, le=10_000)
     max_length: int | None = Field(None, ge=8, le=8192)
-    score_mode: Literal["replace", "blend"] = "replace"
-    blend_alpha: float = Field(0.5, ge=0.0, le=1.0)
+    score_mode: Literal["replace", "blend"] | None = None
+    blend_alpha: float | None = Field(None, ge=0.0, le=1.0)
+    normalization: str | None = None
+    """How each score list is normalised before a blend: a name in
+    ``crossrank.search.fusion.NORMALIZATIONS`` (min_max, z_score, rrf)."""
     # Scoring time allowed per search, queueing included; past it the search is answered in
     # first-stage order (reason budget_exceeded). null: no limit (a stalled model then holds
     # the search until the client gives up).
@@ -203,6 +211,14 @@ class Policy(_Strict):
     def _check_fields(cls, value: list[str]) -> list[str]:
         for path in value:
             _check_path(path)
+        return value
+
+    @field_validator("normalization")
+    @classmethod
+    def _check_normalization(cls, value: str | None) -> str | None:
+        if value is not None and value not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {value!r}; expected one of "
+                             f"{', '.join(NORMALIZATIONS)}")
         return value
 
     @field_validator("embed")
@@ -249,7 +265,7 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Policy:
-        if self.window > self.max_window:
+        if self.window is not None and self.window > self.max_window:
             raise ValueError(f"window ({self.window}) exceeds max_window ({self.max_window})")
         if self.template is not None:
             unknown = _template_fields(self.template) - set(self.text_fields)

@@ -20,3 +20,8 @@ Pair: TypeAlias = tuple[str, str]
 
 Scores: TypeAlias = npt.NDArray[np.float32]
 """One score per pair, in the order the pairs were given."""
+
+
+def hit_key(hit: Hit) -> str:
+    """A hit's identity across first-stage lists (BM25, k-NN): its index and id."""
+    return f"{hit.get('_index')}\0{hit.get('_id')}"

@@ -21,9 +21,10 @@ from opensearchpy import OpenSearch, helpers
 
 from crossrank.config import Policy, UpstreamSettings
 from crossrank.models import Embedder, ModelRegistry
-from crossrank.proxy.hybrid_retrieval import HYBRID_HEADER, hybrid_page
+from crossrank.proxy.retrieval import UpstreamRetriever
 from crossrank.proxy.upstream import Upstream
 from crossrank.search.plan import plan_search
+from crossrank.search.retrieval import Retrieval
 from crossrank.server import build_app
 
 from proxy_fixtures import ADMIN_TOKEN, ServedProxy, proxy_settings
@@ -228,8 +229,8 @@ def test_a_failing_knn_side_falls_back_to_bm25(http: httpx.Client, os_client: Op
 async def test_a_page_that_is_not_reranked_comes_from_the_hybrid_first_stage(
         http: httpx.Client, opensearch_url: str, scifact: str,
         minilm_embedder_dir: Path) -> None:
-    """``hybrid_page``: the baseline arm (``?rerank=false``) gets the same first stage as the
-    rerank arm, paged as OpenSearch pages."""
+    """The baseline arm (``?rerank=false``) gets the same first stage as the rerank arm,
+    paged as OpenSearch pages (a ``page`` retrieval)."""
     text = QUERIES[1]
     fused = first_stage(http, scifact, {"query": bm25(text)})
     policy = Policy.model_validate(
@@ -240,14 +241,16 @@ async def test_a_page_that_is_not_reranked_comes_from_the_hybrid_first_stage(
     upstream = Upstream(UpstreamSettings(url=opensearch_url))
     registry = ModelRegistry({"minilm": minilm_embedder_dir})
     try:
-        response = await hybrid_page(upstream, registry, plan, f"/{scifact}/_search",
-                                     [(b"content-type", b"application/json")])
-        assert response is not None and response.headers[HYBRID_HEADER] == "rrf"
-        hits = orjson.loads(response.content)["hits"]["hits"]
+        retriever = UpstreamRetriever(upstream, registry,
+                                      [(b"content-type", b"application/json")])
+        search = Retrieval(plan, f"/{scifact}/_search")
+        assert search.mode == "page"
+        [answer] = await retriever.retrieve([search])
+        assert answer.hybrid == "rrf" and answer.body is not None
+        hits = answer.body["hits"]["hits"]
         assert [(h["_id"], pytest.approx(h["_score"])) for h in hits] == fused[5:15]
         sorted_plan = plan_search({"query": bm25(text), "sort": ["year"]}, [], policy, {})
-        assert await hybrid_page(upstream, registry, sorted_plan, f"/{scifact}/_search",
-                                 []) is None
+        assert Retrieval(sorted_plan).mode == "as_sent"  # what hybrid cannot page: as sent
     finally:
         await upstream.aclose()
         registry.close()

@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from crossrank.config import Policy
-from crossrank.proxy.admin import RerankRequest, validation_reason
+from crossrank.proxy.policies_api import validation_reason
+from crossrank.proxy.rerank_api import RerankRequest
 
 
 @pytest.mark.parametrize("fields", [

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from crossrank.models.batcher import Batcher, QueueFull
+from crossrank.models.batcher import Batcher
+from crossrank.models.errors import QueueFull
 from crossrank.types import Pair, Scores
 
 

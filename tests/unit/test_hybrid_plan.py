@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crossrank.config import HybridSection
-from crossrank.search.hybrid_plan import HybridSkip, fuse, knn_filter, plan_hybrid
+from crossrank.search.errors import HybridSkip
+from crossrank.search.hybrid_plan import fuse, knn_filter, plan_hybrid
 
 RRF = HybridSection(vector_field="emb", model="minilm", depth=100)
 RSF = RRF.model_copy(update={"fusion": "rsf", "weights": [0.3, 0.7]})
@@ -103,8 +104,11 @@ def test_searches_that_are_not_made_hybrid(body: Any, params: list[tuple[str, st
 
 
 def test_a_term_on_a_field_named_knn_is_not_a_vector_query() -> None:
-    plan_hybrid({"query": {"bool": {"must": MATCH, "filter": {"term": {"knn": "x"}}}}}, [], RRF,
-                from_=0, size=10)
+    term = {"term": {"knn": "x"}}
+    request = plan_hybrid({"query": {"bool": {"must": MATCH, "filter": term}}}, [], RRF,
+                          from_=0, size=10)  # no HybridSkip("client_vector_query")
+    assert request.bm25["query"] == {"bool": {"must": MATCH, "filter": term}}
+    assert request.knn["query"]["knn"][request.vector_field]["filter"] == term
 
 
 def hit(doc_id: str, score: float | None, index: str = "docs", **extra: Any) -> dict[str, Any]:

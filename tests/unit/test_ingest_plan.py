@@ -18,7 +18,7 @@ from crossrank.ingest.plan import (
     render,
     rewrite_bulk,
 )
-from crossrank.search.ndjson import NDJSONError
+from crossrank.ndjson import NDJSONError
 
 EMBED = EmbedSection(model="minilm", vector_field="emb", text_fields=["title", "text"],
                      template="{title}. {text}", separator=" ")

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from crossrank.config import Policy
 from crossrank.search.errors import ScoreError
-from crossrank.search.merge import document_texts, merge_response, minmax
+from crossrank.search.fusion import min_max as minmax
+from crossrank.search.merge import document_texts, merge_response
 from crossrank.search.plan import SearchPlan, plan_search
 
 POLICY = Policy(name="docs", text_fields=["title", "text"])

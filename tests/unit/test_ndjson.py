@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossrank.search.ndjson import (
+from crossrank.ndjson import (
     BulkItem,
     NDJSONError,
     parse_bulk,

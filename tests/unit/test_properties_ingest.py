@@ -21,8 +21,7 @@ from crossrank.ingest.plan import (
     render,
     rewrite_bulk,
 )
-from crossrank.search.errors import NDJSONError
-from crossrank.search.ndjson import parse_bulk
+from crossrank.ndjson import NDJSONError, parse_bulk
 from properties_profile import json_objects, json_values, props
 
 EMBED = EmbedSection(model="minilm", vector_field="emb", text_fields=["title", "text"],

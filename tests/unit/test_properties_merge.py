@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from crossrank.config import Policy
 from crossrank.search.errors import ScoreError
-from crossrank.search.merge import document_texts, merge_response, minmax
+from crossrank.search.fusion import min_max as minmax
+from crossrank.search.merge import document_texts, merge_response
 from crossrank.search.plan import SearchPlan, plan_search
 from properties_profile import deep, json_objects, json_values, props
 
@@ -137,7 +138,7 @@ def test_merge_pages_the_reranked_window_then_the_tail(
     if any(isinstance(hit, dict) for hit in window):
         assert section["max_score"] is not None and all(s <= section["max_score"]
                                                          for s in final)
-    if plan.policy is not None and plan.policy.score_mode == "blend":
+    if plan.policy is not None and plan.scoring.score_mode == "blend":
         assert all(-1e-9 <= s <= 1 + 1e-9 for s in final)
 
 

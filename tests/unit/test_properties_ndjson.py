@@ -10,9 +10,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from crossrank.search.errors import NDJSONError
-from crossrank.search.ndjson import (
+from crossrank.ndjson import (
     BULK_ACTIONS,
+    NDJSONError,
     parse_bulk,
     parse_msearch,
     render_bulk,

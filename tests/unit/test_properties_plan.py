@@ -117,7 +117,8 @@ def test_a_plain_search_with_query_text_is_reranked_within_the_window(
             "from": from_, "size": size}
     plan = plan_search(body, [("rerank", "true")], policy, {})
     check(plan, body)
-    assert plan.rerank == (size > 0 and from_ < policy.window)
+    assert plan.rerank == (size > 0 and from_ < plan.window)
+    assert plan.window == (policy.window or 50)  # the built-in default without a card
     assert plan.query_text is not None and "gout" in plan.query_text.split()
 
 

@@ -1,10 +1,9 @@
 """Properties of query text extraction over arbitrary DSL and query strings: never an exception,
-always clean text, and time linear in the input (a query string comes straight from the
-client, and planning runs on the event loop)."""
+always clean text, even on inputs large enough to expose super-linear patterns (a query string
+comes straight from the client, and planning runs on the event loop)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -90,6 +89,8 @@ def test_nesting_is_read_to_a_fixed_depth_without_recursion_errors(depth: int) -
 # Regression: the range pattern of strip_query_string was cubic ("[TO " * 2000, 8 kB, took
 # 136 s) and the field-prefix patterns quadratic; extraction deduplicated with a list (40,000
 # clauses took 8.5 s). Each case below took seconds or minutes; now all take milliseconds.
+# The tests check the answers on inputs that large; how the time grows with the input is
+# measured by benchmarks/bench_query_text.py (tests assert no wall-clock limits).
 ADVERSARIAL = ["[TO ", "[ TO", "{TO ", "a", "a:", "a.", "-a", " ", "-", "a:>", "!a:", "NOT ",
                "/", "a:/", "_exists_:", "\\", "[TO]", '-"', "-(", "a:[", "(", "TO "]
 
@@ -97,15 +98,11 @@ ADVERSARIAL = ["[TO ", "[ TO", "{TO ", "a", "a:", "a.", "-a", " ", "-", "a:>", "
 @pytest.mark.parametrize("unit", ADVERSARIAL)
 def test_stripping_is_linear_in_the_length_of_the_query(unit: str) -> None:
     text = unit * (40_000 // len(unit))
-    began = time.perf_counter()
-    strip_query_string(text)
-    strip_simple_query_string(text)
-    assert time.perf_counter() - began < 2.0
+    for stripped in (strip_query_string(text), strip_simple_query_string(text)):
+        assert len(stripped) <= len(text) and stripped == " ".join(stripped.split())
 
 
 def test_extraction_is_linear_in_the_number_of_clauses() -> None:
     many = {"bool": {"should": [{"match": {"title": f"word{i}"}} for i in range(100_000)]}}
-    began = time.perf_counter()
     text = extract_query_text(many)
-    assert time.perf_counter() - began < 2.0
-    assert text is not None and text.split()[:2] == ["word0", "word1"]
+    assert text is not None and text.split() == [f"word{i}" for i in range(100_000)]

@@ -7,22 +7,14 @@ The only awaiting module of ``ingest/``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from crossrank.ingest.plan import IngestPlan, Slot
+from crossrank.models.protocols import TextEmbedder
 
-__all__ = ["EmbeddingError", "TextEmbedder", "embed_plan", "embedding_dimension"]
-
-
-@runtime_checkable
-class TextEmbedder(Protocol):
-    """What the ingest hook and hybrid retrieval need from the model registry."""
-
-    async def embed(self, model: str, texts: Sequence[str], /) -> npt.NDArray[np.float32]: ...
+__all__ = ["EmbeddingError", "embed_plan", "embedding_dimension"]
 
 
 class EmbeddingError(Exception):

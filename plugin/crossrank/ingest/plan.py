@@ -42,7 +42,7 @@ from crossrank.ingest.documents import (
     splice_top_level,
     touches,
 )
-from crossrank.search.ndjson import json_depth, parse_bulk
+from crossrank.ndjson import json_depth, parse_bulk
 from crossrank.types import JSONObject
 
 __all__ = ["Embedding", "IngestPlan", "Lookup", "Slot", "WriteOp", "bulk_ops", "complete",

@@ -30,16 +30,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from crossrank.models.errors import QueueFull
 from crossrank.types import Pair, Scores
 
 Done = Callable[[int, Scores], None]
 ScoreEachFn = Callable[[Sequence[Sequence[Pair]], int | None, Done], object]
 """Scores several requests' pairs (with a max_length), calling ``done(i, scores)`` for each
 request as soon as it has them (from any thread); raises if the run fails."""
-
-
-class QueueFull(Exception):
-    """Too many pairs are waiting for this model; try again later."""
 
 
 @dataclass(frozen=True)

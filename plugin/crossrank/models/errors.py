@@ -3,8 +3,9 @@
     ModelError                 base of everything below
     ├── ExportError            a model cannot be exported (wrong kind, no fast tokenizer, ...)
     ├── ManifestError          crossrank.json is missing, malformed or does not match its files
-    └── ModelLookupError       (also a LookupError) a registry has no model of that name ...
-        └── ModelKindError     ... or the model is not of the kind asked for
+    ├── ModelLookupError       (also a LookupError) a registry has no model of that name ...
+    │   └── ModelKindError     ... or the model is not of the kind asked for
+    └── QueueFull              too many pairs wait for a model's batcher: try again later
 """
 
 from __future__ import annotations
@@ -45,3 +46,7 @@ class ModelKindError(ModelLookupError):
 
 def _article(noun: str) -> str:
     return "an" if noun[:1] in "aeiou" else "a"
+
+
+class QueueFull(ModelError):
+    """Too many pairs are waiting for this model; try again later."""

@@ -98,6 +98,31 @@ class Parity(_Strict):
     min_cosine: float | None = None
 
 
+FirstStageKind = Literal["bm25", "knn", "hybrid"]
+FIRST_STAGE_KINDS: tuple[FirstStageKind, ...] = ("bm25", "knn", "hybrid")
+
+
+class Scoring(_Strict):
+    """How to use a cross-encoder over one kind of first stage: the settings a policy gets
+    when it says nothing about scoring (the model card's recommendation), and the settings a
+    plan resolves to (``crossrank.search.scoring``).
+
+    ``rerank: false`` advises against reranking that first stage at all (the model did not
+    beat it on the judgments the card was measured on); ``?rerank=true`` still forces it.
+    ``score_mode: replace`` makes ``_score`` the reranker's own score; ``blend`` fuses it with
+    the first-stage signals, ``alpha`` on the reranker (``crossrank.search.fusion``).
+    ``normalization`` names one of ``crossrank.search.fusion.NORMALIZATIONS``.
+    """
+
+    rerank: bool = True
+    score_mode: Literal["replace", "blend"] = "replace"
+    blend_alpha: float = Field(0.5, ge=0.0, le=1.0)
+    normalization: str = "min_max"
+    window: int = Field(50, ge=1, le=10_000)
+    measured: str | None = None
+    """Where the recommendation comes from (judgments, metric, result), for people."""
+
+
 class Manifest(_Strict):
     format_version: Literal[1] = FORMAT_VERSION
     kind: Kind
@@ -121,6 +146,9 @@ class Manifest(_Strict):
     exported_with: dict[str, str] = Field(default_factory=dict)
     training: dict[str, Any] | None = None
     """Free-form record of how the weights were trained, for models crossrank trained itself."""
+    recommended: dict[FirstStageKind, Scoring] = Field(default_factory=dict)
+    """The model card's scoring per kind of first stage; a policy that says nothing about
+    scoring uses it (a kind not listed gets the policy defaults)."""
 
     @field_validator("model_file", "tokenizer_file")
     @classmethod
@@ -181,6 +209,8 @@ class Manifest(_Strict):
             exclude["last_layer_rows"] = True
         if self.quantization is not None and not self.quantization.fp32_nodes:
             exclude["quantization"] = {"fp32_nodes"}
+        if not self.recommended:
+            exclude["recommended"] = True
         file.write_text(self.model_dump_json(indent=2, exclude=exclude or None) + "\n",
                         encoding="utf-8")
         return file

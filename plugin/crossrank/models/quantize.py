@@ -34,6 +34,25 @@ def cpu_isa(cpuinfo: str | None = None) -> str:
     return "avx2"
 
 
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name as the kernel reports it (``AMD EPYC 9R14``, ...), else the
+    machine type."""
+    if cpuinfo is None:
+        cpuinfo = _CPUINFO.read_text() if _CPUINFO.is_file() else ""
+    for line in cpuinfo.splitlines():
+        if line.startswith(("model name", "Model")):
+            return line.partition(":")[2].strip() or platform.machine()
+    return platform.processor() or platform.machine()
+
+
+def machine_summary() -> str:
+    """One line for a benchmark's report: CPU model, cores, and the int8 ISA."""
+    import os
+
+    return (f"CPU: {cpu_model()}, {os.cpu_count()} CPUs, int8 ISA {cpu_isa()} "
+            f"({platform.machine()})")
+
+
 def int8_settings(isa: str | None = None) -> Quantization:
     """The dynamic int8 settings export uses for ``isa`` (default: this CPU's), as optimum's
     ``AutoQuantizationConfig`` chooses them: int8 weights for AVX-512 (with or without VNNI) and

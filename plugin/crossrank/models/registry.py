@@ -14,7 +14,7 @@ from crossrank.models.batcher import Batcher, BatchLimits, BatchStats
 from crossrank.models.cross_encoder import CrossEncoder
 from crossrank.models.embedder import Embedder, Vectors
 from crossrank.models.errors import ModelKindError, ModelLookupError
-from crossrank.models.manifest import MANIFEST_NAME, Kind, Manifest
+from crossrank.models.manifest import MANIFEST_NAME, FirstStageKind, Kind, Manifest, Scoring
 from crossrank.models.onnx_session import usable_cores
 from crossrank.models.token_batches import DEFAULT_MAX_BATCH_TOKENS
 from crossrank.types import Pair, Scores
@@ -43,8 +43,11 @@ class ModelRegistry:
                  max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
                  batching: BatchLimits | None = None) -> None:
         self._paths = dict(models)
-        self.kinds: dict[str, Kind] = {name: Manifest.read(path).kind
-                                       for name, path in self._paths.items()}
+        manifests = {name: Manifest.read(path) for name, path in self._paths.items()}
+        self.kinds: dict[str, Kind] = {name: m.kind for name, m in manifests.items()}
+        self.cards: dict[str, dict[FirstStageKind, Scoring]] = {
+            name: dict(m.recommended) for name, m in manifests.items()}
+        """Each model's recommended scoring per kind of first stage (its card)."""
         self._intra_op_threads = intra_op_threads
         self._parallel_runs = parallel_runs
         self._graph_optimization = graph_optimization

@@ -1,7 +1,7 @@
 """The ASGI application: lifespan (models, upstream pool, policies) and routing.
 
 Layers, outermost first: the last-resort handler (anything unexpected becomes an
-OpenSearch-shaped 500, never a traceback), the known-error mapping (CrossrankError -> its
+OpenSearch-shaped 500, never a traceback), the known-error table (crossrank.proxy.errors -> its
 status), then the route: pass-through, search, msearch or the admin API.
 """
 
@@ -14,18 +14,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from crossrank.config import Settings
+from crossrank.models.protocols import Scorer
 from crossrank.proxy.access_log import REQUEST_ID_HEADER, log_request, request_id
 from crossrank.proxy.admin import AdminContext, handle_admin
-from crossrank.proxy.errors import CrossrankError, error_body
-from crossrank.proxy.http import JSON_HEADERS, ClientDisconnected, Incoming, Receive, Scope, Send
+from crossrank.proxy.errors import ERRORS, ClientDisconnected, UpstreamError, describe
+from crossrank.proxy.http import JSON_HEADERS, Incoming, Receive, Scope, Send
 from crossrank.proxy.ingest_handler import IngestContext, handle_ingest
 from crossrank.proxy.metrics import Metrics
 from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
 from crossrank.proxy.routes import RouteKind, classify
-from crossrank.proxy.search_handler import SearchContext, handle_msearch, handle_search
+from crossrank.proxy.search_handler import handle_msearch, handle_search
+from crossrank.proxy.search_service import SearchService
 from crossrank.proxy.upstream import Upstream
-from crossrank.search.pipeline import Scorer
 from crossrank.search.score_cache import ScoreCache
 
 log = logging.getLogger("crossrank.proxy")
@@ -68,17 +69,16 @@ class CrossrankApp:
         self.policies = PolicyStore(self.upstream, settings.policy_index, settings.policies,
                                     settings.policy_refresh_s)
         self.score_cache = ScoreCache(settings.score_cache_entries)
-        self._search = SearchContext(self.upstream, self.policies, scorer, self.metrics,
-                                     settings.limits.max_json_depth, self.score_cache)
-        self._admin = AdminContext(self.policies, scorer, self.metrics, self.upstream,
-                                   settings.admin, self.model_kinds)
+        self._search = SearchService(self.upstream, self.policies, scorer, self.metrics,
+                                     settings.limits.max_json_depth, self.score_cache,
+                                     getattr(scorer, "cards", {}))
+        self._admin = AdminContext(self._search, settings.admin, self.model_kinds)
         self._ingest = IngestContext(self.upstream, self.policies, scorer)
 
     def replace_scorer(self, scorer: Scorer) -> None:
         """Swap the scorer (fault-injection tests, or a scorer built after the app)."""
         self.scorer = scorer
         self._search.scorer = scorer
-        self._admin.scorer = scorer
         self._ingest.embedder = scorer
 
     async def startup(self) -> None:
@@ -113,18 +113,18 @@ class CrossrankApp:
             await self._dispatch(request, route.kind, route, tracker)
         except ClientDisconnected:
             return
-        except CrossrankError as exc:
-            if exc.status >= 502:
-                self.metrics.upstream_errors.labels(exc.error_type).inc()
+        except Exception as exc:
+            # known errors (crossrank.proxy.errors.ERRORS) answer with their own status;
+            # anything else is logged and answered as an internal error, never a traceback
+            known = any(cls in ERRORS for cls in type(exc).__mro__)
+            if not known:
+                log.exception("unexpected error on %s %s", request.method, request.raw_path)
+            answer = describe(exc)
+            if isinstance(exc, UpstreamError):
+                self.metrics.upstream_errors.labels(answer.error_type).inc()
             if not tracker.started:
-                await tracker(_start(exc.status))
-                await tracker({"type": "http.response.body", "body": exc.body()})
-        except Exception:
-            log.exception("unexpected error on %s %s", request.method, request.raw_path)
-            if not tracker.started:
-                await tracker(_start(500))
-                await tracker({"type": "http.response.body", "body": error_body(
-                    500, "crossrank_exception", "internal error in crossrank (see its log)")})
+                await tracker(_start(answer.status))
+                await tracker({"type": "http.response.body", "body": answer.body()})
         finally:
             log_request(rid, request.method, request.raw_path, tracker.status,
                         route.kind.value, began, tracker.outcome)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from crossrank.proxy.errors import CrossrankError, PayloadTooLarge
+from crossrank.proxy.errors import ClientDisconnected, CrossrankError, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -91,9 +91,6 @@ class Incoming:
             if not message.get("more_body", False):
                 return
 
-
-class ClientDisconnected(Exception):
-    """The client went away before its request body was read."""
 
 
 async def respond(send: Send, status: int, body: bytes,

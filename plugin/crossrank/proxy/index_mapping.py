@@ -22,19 +22,21 @@ from crossrank.config import Policy
 from crossrank.ingest.embed import embedding_dimension
 from crossrank.ingest.mapping import check_mappings, index_body
 from crossrank.proxy.errors import (
-    BadRequest,
     CrossrankError,
+    DimensionUnknown,
+    EmbedderMissing,
+    MappingMismatch,
     MethodNotAllowed,
     NotFound,
     UpstreamError,
+    UpstreamRefused,
 )
 from crossrank.proxy.http import Incoming, Send, respond
 from crossrank.proxy.policy_store import PolicyStore
 from crossrank.proxy.upstream import Reply, Upstream
 from crossrank.types import JSONObject
 
-__all__ = ["MappingCache", "MappingMismatch", "ensure_vector_mappings", "handle_index_mapping",
-           "upstream_failure"]
+__all__ = ["MappingCache", "ensure_vector_mappings", "handle_index_mapping", "upstream_failure"]
 
 log = logging.getLogger("crossrank.ingest")
 
@@ -42,24 +44,7 @@ Headers = list[tuple[bytes, bytes]]
 _JSON = (b"content-type", b"application/json")
 
 
-class MappingMismatch(BadRequest):
-    """A target index cannot hold the vectors (no knn_vector field, wrong dimension, ...)."""
 
-    error_type = "crossrank_mapping_exception"
-
-
-class DimensionUnknown(CrossrankError):
-    status = 500
-    error_type = "crossrank_embedding_exception"
-
-
-class EmbedderMissing(CrossrankError):
-    """The policy names an embedder this proxy has not loaded (or a model that is not an
-    embedder): its settings, not the request, are wrong, and no index can be made for the
-    vectors until they are."""
-
-    status = 409
-    error_type = "crossrank_embedding_exception"
 
 
 @dataclass
@@ -165,9 +150,8 @@ def upstream_failure(what: str, response: Reply) -> CrossrankError:
     except (orjson.JSONDecodeError, AttributeError):
         pass
     if 400 <= response.status_code < 500:
-        failure: CrossrankError = BadRequest(f"{what} failed: {reason}; nothing was written")
-        failure.status = response.status_code
-        return failure
+        return UpstreamRefused(f"{what} failed: {reason}; nothing was written",
+                               upstream_status=response.status_code)
     return UpstreamError(f"{what} failed with status {response.status_code}: {reason}; "
                          "nothing was written")
 

@@ -38,14 +38,13 @@ from crossrank.ingest.plan import (
     render,
     rewrite_bulk,
 )
-from crossrank.proxy.errors import BadRequest, CrossrankError, InvalidJSON
+from crossrank.proxy.errors import BadRequest, EmbeddingFailed, InvalidJSON
 from crossrank.proxy.http import Incoming, Send
 from crossrank.proxy.index_mapping import MappingCache, ensure_vector_mappings, upstream_failure
 from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
 from crossrank.proxy.routes import Route, RouteKind
 from crossrank.proxy.upstream import Upstream
-from crossrank.search.ndjson import NDJSONError
 from crossrank.types import JSONObject
 
 log = logging.getLogger("crossrank.ingest")
@@ -54,12 +53,6 @@ _JSON = (b"content-type", b"application/json")
 _DROPPED = frozenset({b"content-type", b"content-length", b"content-encoding",
                       b"accept-encoding", b"transfer-encoding"})
 
-
-class EmbeddingFailed(CrossrankError):
-    """The documents' vectors could not be computed; nothing was written."""
-
-    status = 500
-    error_type = "crossrank_embedding_exception"
 
 
 @dataclass
@@ -90,10 +83,7 @@ async def handle_ingest(request: Incoming, route: Route, ctx: IngestContext, sen
     params = dict(request.params())
     default_index = route.indices[0] if len(route.indices) == 1 else None
     if route.kind is RouteKind.BULK:
-        try:
-            ops = bulk_ops(body, default_index, params.get("routing"))
-        except NDJSONError as exc:
-            raise InvalidJSON(f"_bulk body, line {exc.line}: {exc.reason}") from exc
+        ops = bulk_ops(body, default_index, params.get("routing"))
     else:
         ops = [WriteOp(route.doc_action, default_index, route.doc_id, params.get("routing"),
                        body)]

@@ -22,7 +22,8 @@ from pydantic.json_schema import models_json_schema
 
 import crossrank
 from crossrank.config import Policy
-from crossrank.proxy.admin import ADMIN_TOKEN_HEADER, RerankRequest
+from crossrank.proxy.admin_auth import ADMIN_TOKEN_HEADER
+from crossrank.proxy.rerank_api import RerankRequest
 
 __all__ = ["OPENAPI_PATH", "document", "document_bytes"]
 

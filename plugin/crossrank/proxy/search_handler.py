@@ -1,69 +1,32 @@
-"""`_search` and `_msearch`: plan, retrieve, score, merge, answer.
+"""`_search` and `_msearch`: parse, plan, run the pipeline, render.
 
-A search that is not reranked goes to OpenSearch as the client sent it (only crossrank's own
-parameters removed) and its answer comes back byte for byte, with X-Crossrank-* headers saying
-why it was not reranked.
+A search that is not reranked (and has no hybrid first stage) goes to OpenSearch as the client
+sent it (only crossrank's own parameters removed) and its answer comes back byte for byte, with
+X-Crossrank-* headers saying why it was not reranked. Everything else runs through
+``crossrank.search.pipeline`` via ``SearchService``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from dataclasses import dataclass
 
 import orjson
 
-from crossrank.config import Policy
+from crossrank.ndjson import json_depth, parse_msearch
 from crossrank.proxy.errors import InvalidJSON
 from crossrank.proxy.http import JSON_HEADERS, Incoming, Send, respond
-from crossrank.proxy.hybrid_retrieval import hybrid_enabled, hybrid_page, retrieve_first_stage
-from crossrank.proxy.metrics import Metrics
 from crossrank.proxy.passthrough import forward
-from crossrank.proxy.policy_store import PolicyStore
 from crossrank.proxy.routes import Route, split_indices, strip_query_params
-from crossrank.proxy.upstream import Reply, Upstream
-from crossrank.search.ndjson import NDJSONError, json_depth, parse_msearch, render_msearch
-from crossrank.search.pipeline import Reranked, Scorer, rerank
-from crossrank.search.plan import CROSSRANK_PARAMS, PlanError, SearchPlan, plan_search
-from crossrank.search.score_cache import ScoreCache
+from crossrank.proxy.search_service import SearchService, headers_of, outcome_headers
+from crossrank.search.pipeline import Outcome
+from crossrank.search.plan import CROSSRANK_PARAMS, SearchPlan, plan_search
+from crossrank.search.retrieval import Retrieval, RetrievalFailed
 from crossrank.types import JSONObject
 
 _ENCODINGS = frozenset({b"accept-encoding"})
 
 
-@dataclass
-class SearchContext:
-    upstream: Upstream
-    policies: PolicyStore
-    scorer: Scorer
-    metrics: Metrics
-    max_json_depth: int = 100
-    cache: ScoreCache | None = None
-
-    async def rerank(self, items: list[tuple[SearchPlan, JSONObject]],
-                     started: float) -> list[Reranked]:
-        hits, misses = (self.cache.hits, self.cache.misses) if self.cache else (0, 0)
-        results = await rerank(items, self.scorer, started=started, cache=self.cache)
-        if self.cache is not None:
-            self.metrics.cache_lookups.labels("hit").inc(self.cache.hits - hits)
-            self.metrics.cache_lookups.labels("miss").inc(self.cache.misses - misses)
-        return results
-
-
-def _outcome_headers(plan: SearchPlan | None, status: str, reason: str | None,
-                     timings: dict[str, float] | None = None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"x-crossrank-status", status.encode())]
-    if plan is not None and plan.arm is not None:
-        headers.append((b"x-crossrank-arm", plan.arm.encode()))
-    if reason:
-        headers.append((b"x-crossrank-reason", reason.encode("latin-1", "replace")))
-    if timings:
-        value = ", ".join(f"{name};dur={ms:.1f}" for name, ms in timings.items())
-        headers.append((b"server-timing", value.encode()))
-    return headers
-
-
-def _parse_body(body: bytes, max_depth: int) -> JSONObject | None:
+def parse_body(body: bytes, max_depth: int) -> JSONObject | None:
     if not body.strip():
         return None
     try:
@@ -77,142 +40,102 @@ def _parse_body(body: bytes, max_depth: int) -> JSONObject | None:
     return parsed
 
 
-async def handle_search(request: Incoming, route: Route, ctx: SearchContext,
+async def handle_search(request: Incoming, route: Route, service: SearchService,
                         send: Send) -> None:
     started = time.monotonic()
     body = await request.body()
-    policy = ctx.policies.for_indices(route.indices)
+    policy = service.policies.for_indices(route.indices)
     if policy is None and b"crossrank" not in body and not _has_own_params(request):
         # Not ours in any way: byte-faithful pass-through.
-        ctx.metrics.outcomes.labels("", "", "bypassed", "no_policy").inc()
-        await forward(request, ctx.upstream, send, body=body,
-                      extra_headers=_outcome_headers(None, "bypassed", "no_policy"))
+        service.count(None, "bypassed", "no_policy")
+        await forward(request, service.upstream, send, body=body,
+                      extra_headers=outcome_headers(None, "bypassed", "no_policy"))
         return
-    parsed = _parse_body(body, ctx.max_json_depth)
-    try:
-        plan = plan_search(parsed, request.params(), policy, request.header_map())
-    except PlanError as exc:
-        raise InvalidJSON(f"[{exc.field}] {exc.reason}", field=exc.field) from exc
-    if not plan.rerank:
-        _count(ctx, plan, "bypassed", plan.reason)
-        page = await hybrid_page(ctx.upstream, ctx.scorer, plan, request.raw_path,
-                                 _upstream_headers(request))
-        if page is not None:  # the baseline arm of a hybrid policy is the hybrid first stage
-            await respond(send, page.status_code, page.content,
-                          JSON_HEADERS + _hybrid_header(page)
-                          + _outcome_headers(plan, "bypassed", plan.reason))
-            return
-        forwarded = orjson.dumps(plan.upstream_body) if plan.body_changed else body
-        if plan.upstream_body is None and plan.body_changed:
-            forwarded = b""
-        await forward(request, ctx.upstream, send,
+    parsed = parse_body(body, service.max_json_depth)
+    plan = plan_search(parsed, request.params(), policy, request.header_map(),
+                       service.card(policy))
+    search = Retrieval(plan, request.raw_path)
+    if search.mode == "as_sent":
+        service.count(plan, "bypassed", plan.reason)
+        await forward(request, service.upstream, send,
                       query=strip_query_params(request.query, CROSSRANK_PARAMS),
-                      body=forwarded,
-                      extra_headers=_outcome_headers(plan, "bypassed", plan.reason))
+                      body=_as_sent(plan, body),
+                      extra_headers=outcome_headers(plan, "bypassed", plan.reason))
         return
-
-    retrieve_began = time.perf_counter()
-    response = await retrieve_first_stage(ctx.upstream, ctx.scorer, plan, request.raw_path,
-                                          _upstream_headers(request))
-    retrieve_ms = (time.perf_counter() - retrieve_began) * 1000
-    if response.status_code != 200:
-        _count(ctx, plan, "bypassed", "upstream_status")
-        await respond(send, response.status_code, response.content,
-                      JSON_HEADERS + _outcome_headers(plan, "bypassed", "upstream_status"))
-        return
-    first_stage = orjson.loads(response.content)
-    [result] = await ctx.rerank([(plan, first_stage)], started)
-    _record(ctx, plan, result)
-    timings = {"retrieve": retrieve_ms, "score": result.score_ms}
-    await respond(send, 200, orjson.dumps(result.body),
-                  JSON_HEADERS + _hybrid_header(response)
-                  + _outcome_headers(plan, result.status, result.reason, timings))
+    [outcome] = await service.run([search], service.retriever(_upstream_headers(request)),
+                                  started)
+    await respond(send, outcome.status_code, _content(outcome),
+                  JSON_HEADERS + headers_of(outcome))
 
 
-def _hybrid_header(response: Reply) -> list[tuple[bytes, bytes]]:
-    """Says how a hybrid policy's first stage was built (or why BM25 answered alone)."""
-    value = response.headers.get("x-crossrank-hybrid")
-    return [(b"x-crossrank-hybrid", value.encode("latin-1"))] if value else []
+def _as_sent(plan: SearchPlan, body: bytes) -> bytes:
+    """The client's body, less ``ext.crossrank`` (re-serialised only when that changed it)."""
+    if not plan.body_changed:
+        return body
+    return b"" if plan.upstream_body is None else orjson.dumps(plan.upstream_body)
 
 
-async def handle_msearch(request: Incoming, route: Route, ctx: SearchContext,
+def _content(outcome: Outcome) -> bytes:
+    """The answer's bytes: what crossrank merged, else the first stage's own."""
+    if outcome.status != "bypassed" and outcome.body is not None:
+        return orjson.dumps(outcome.body)
+    return outcome.content
+
+
+async def handle_msearch(request: Incoming, route: Route, service: SearchService,
                          send: Send) -> None:
     started = time.monotonic()
     body = await request.body()
-    if not ctx.policies.all() and b"crossrank" not in body and not _has_own_params(request):
-        await forward(request, ctx.upstream, send, body=body,
-                      extra_headers=_outcome_headers(None, "bypassed", "no_policy"))
+    if not service.policies.all() and b"crossrank" not in body \
+            and not _has_own_params(request):
+        await forward(request, service.upstream, send, body=body,
+                      extra_headers=outcome_headers(None, "bypassed", "no_policy"))
         return
-    try:
-        searches = parse_msearch(body)
-    except NDJSONError as exc:
-        raise InvalidJSON(f"_msearch body, line {exc.line}: {exc.reason}") from exc
     # URL parameters of _msearch (search_type, max_concurrent_searches, ...) belong to the
     # whole request; only crossrank's own apply to each sub-search.
     params = [(k, v) for k, v in request.params() if k in CROSSRANK_PARAMS]
-    plans: list[SearchPlan] = []
-    paths: list[str] = []  # each sub-search's _search path, for those run on their own
-    for number, (header, search) in enumerate(searches, start=1):
-        if json_depth(search) > ctx.max_json_depth:
+    searches: list[Retrieval] = []
+    for number, (header, sub) in enumerate(parse_msearch(body), start=1):
+        if json_depth(sub) > service.max_json_depth:
             raise InvalidJSON(f"_msearch body, search {number}: nests deeper than "
-                              f"{ctx.max_json_depth} levels")
+                              f"{service.max_json_depth} levels")
         indices = _sub_indices(header, route)
-        paths.append("/" + ",".join(indices) + "/_search" if indices else "/_search")
-        policy: Policy | None = ctx.policies.for_indices(indices)
-        try:
-            plans.append(plan_search(search, params, policy, request.header_map()))
-        except PlanError as exc:
-            raise InvalidJSON(f"[{exc.field}] {exc.reason}", field=exc.field) from exc
+        path = "/" + ",".join(indices) + "/_search" if indices else "/_search"
+        policy = service.policies.for_indices(indices)
+        plan = plan_search(sub, params, policy, request.header_map(), service.card(policy))
+        searches.append(Retrieval(plan, path, header))
 
-    if not any(p.rerank for p in plans) and not any(p.body_changed for p in plans) \
+    if all(s.mode == "as_sent" and not s.plan.body_changed for s in searches) \
             and not _has_own_params(request):
-        await forward(request, ctx.upstream, send, body=body,
-                      extra_headers=_outcome_headers(None, "bypassed", "no_rerank"))
+        await forward(request, service.upstream, send, body=body,
+                      extra_headers=outcome_headers(None, "bypassed", "no_rerank"))
         return
-
-    # Sub-searches on a hybrid policy get their first stage (or, when not reranked, their
-    # page) from proxy-side hybrid, as a _search would; the others go in one _msearch.
-    hybrid = [i for i, plan in enumerate(plans) if hybrid_enabled(plan)]
-    plain = [i for i, plan in enumerate(plans) if not hybrid_enabled(plan)]
-    retrieve_began = time.perf_counter()
-    answer: JSONObject = {"took": 0, "responses": []}
-    if plain:
-        upstream_body = render_msearch([(searches[i][0], plans[i].upstream_body or {})
-                                        for i in plain])
-        response = await ctx.upstream.request(
-            "POST", request.raw_path, strip_query_params(request.query, CROSSRANK_PARAMS),
-            _upstream_headers(request, b"application/x-ndjson"), upstream_body)
-        if response.status_code != 200:
-            await respond(send, response.status_code, response.content, JSON_HEADERS)
-            return
-        answer = orjson.loads(response.content)
-    replies = await asyncio.gather(*(_hybrid_answer(ctx, plans[i], paths[i], request)
-                                     for i in hybrid))
-    retrieve_ms = (time.perf_counter() - retrieve_began) * 1000
-    plain_responses: list[JSONObject] = answer.get("responses", [])
-    responses: list[JSONObject] = [{} for _ in plans]
-    for n, i in enumerate(plain):
-        responses[i] = plain_responses[n] if n < len(plain_responses) else {}
-    for i, sub in zip(hybrid, replies, strict=True):
-        responses[i] = {**orjson.loads(sub.content), "status": sub.status_code}
-    answer["responses"] = responses
-    if not plain:
-        answer["took"] = max((int(r.get("took", 0)) for r in responses
-                              if isinstance(r.get("took"), int)), default=0)
-    todo = [(i, plan) for i, plan in enumerate(plans)
-            if plan.rerank and i < len(responses) and "error" not in responses[i]
-            and responses[i].get("status", 200) == 200]
-    results = await ctx.rerank([(plan, responses[i]) for i, plan in todo], started)
-    for (i, plan), result in zip(todo, results, strict=True):
-        responses[i] = result.body
-        _record(ctx, plan, result)
-    statuses: set[str] = {r.status for r in results} or {"bypassed"}
+    retriever = service.retriever(
+        _upstream_headers(request),
+        msearch=(request.raw_path, strip_query_params(request.query, CROSSRANK_PARAMS)))
+    try:
+        outcomes = await service.run(searches, retriever, started)
+    except RetrievalFailed as exc:
+        await respond(send, exc.status, exc.content, JSON_HEADERS)
+        return
+    responses = [_sub_response(outcome) for outcome in outcomes]
+    took = max((r["took"] for r in responses if isinstance(r.get("took"), int)), default=0)
+    statuses = {o.status for o in outcomes if o.plan.rerank} or {"bypassed"}
     overall = "fallback" if "fallback" in statuses else sorted(statuses)[-1]
-    timings = {"retrieve": retrieve_ms, "score": results[0].score_ms if results else 0.0}
-    await respond(send, 200, orjson.dumps(answer),
-                  JSON_HEADERS + [(b"x-crossrank-status", overall.encode()),
-                                  (b"server-timing", ", ".join(
-                                      f"{k};dur={v:.1f}" for k, v in timings.items()).encode())])
+    scored = [o for o in outcomes if o.status != "bypassed"]
+    timings = {"retrieve": outcomes[0].retrieve_ms if outcomes else 0.0,
+               "score": scored[0].score_ms if scored else 0.0}
+    await respond(send, 200, orjson.dumps({"took": took, "responses": responses}),
+                  JSON_HEADERS + outcome_headers(None, overall, None, timings))
+
+
+def _sub_response(outcome: Outcome) -> JSONObject:
+    """One entry of ``responses``, with its ``status`` as OpenSearch gives it."""
+    body = outcome.body if outcome.body is not None else (
+        orjson.loads(outcome.content) if outcome.content else {})
+    if "status" not in body:
+        body = {**body, "status": outcome.status_code}
+    return body
 
 
 def _sub_indices(header: JSONObject, route: Route) -> tuple[str, ...]:
@@ -221,39 +144,12 @@ def _sub_indices(header: JSONObject, route: Route) -> tuple[str, ...]:
     return split_indices(str(header["index"])) if "index" in header else route.indices
 
 
-async def _hybrid_answer(ctx: SearchContext, plan: SearchPlan, path: str,
-                         request: Incoming) -> Reply:
-    """A sub-search for which ``hybrid_enabled`` holds: the window to rerank, or (bypassed)
-    the client's page, from the hybrid first stage."""
-    headers = _upstream_headers(request)
-    if plan.rerank:
-        return await retrieve_first_stage(ctx.upstream, ctx.scorer, plan, path, headers)
-    page = await hybrid_page(ctx.upstream, ctx.scorer, plan, path, headers)
-    assert page is not None  # hybrid_enabled admits only the bypasses hybrid_page answers
-    return page
-
-
 def _has_own_params(request: Incoming) -> bool:
     return strip_query_params(request.query, CROSSRANK_PARAMS) != request.query
 
 
-def _upstream_headers(request: Incoming,
-                      content_type: bytes = b"application/json") -> list[tuple[bytes, bytes]]:
-    # crossrank reads this answer itself, so it asks for it uncompressed.
-    kept = [(k, v) for k, v in request.headers
+def _upstream_headers(request: Incoming) -> list[tuple[bytes, bytes]]:
+    # crossrank reads this answer itself, so it asks for it uncompressed; each request it
+    # makes sets its own content type.
+    return [(k, v) for k, v in request.headers
             if k.lower() not in _ENCODINGS and k.lower() != b"content-type"]
-    return kept + [(b"content-type", content_type)]
-
-
-def _count(ctx: SearchContext, plan: SearchPlan, outcome: str, reason: str | None) -> None:
-    name = plan.policy.name if plan.policy else ""
-    ctx.metrics.outcomes.labels(name, plan.arm or "", outcome, reason or "").inc()
-
-
-def _record(ctx: SearchContext, plan: SearchPlan, result: Reranked) -> None:
-    _count(ctx, plan, result.status, result.reason)
-    if plan.policy is not None:
-        if result.missing_fields:
-            ctx.metrics.missing_fields.labels(plan.policy.name).inc(result.missing_fields)
-        ctx.metrics.pairs.labels(plan.policy.model).observe(result.pairs)
-        ctx.metrics.score_seconds.labels(plan.policy.model).observe(result.score_ms / 1000)

@@ -2,11 +2,13 @@
 
     ValueError
     ├── SearchInputError      the client's request cannot be used: answer 400
-    │   ├── PlanError         a crossrank parameter is wrong (``field``, ``reason``)
-    │   └── NDJSONError       an _msearch / _bulk body is malformed (``line``, ``reason``)
-    └── ScoreError            the scorer's output cannot be merged: answer in first-stage order
+    │   └── PlanError         a crossrank parameter is wrong (``field``, ``reason``)
+    ├── ScoreError            the scorer's output cannot be merged: answer in first-stage order
+    └── HybridSkip            a search cannot be made hybrid (``reason``): BM25 answers alone
 
-The proxy maps these to OpenSearch-shaped errors; nothing here knows about HTTP.
+A malformed ``_msearch`` body is ``crossrank.ndjson.NDJSONError`` (shared with ``_bulk``). The
+proxy maps these to OpenSearch-shaped errors in one table (``crossrank.proxy.errors``);
+nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ class PlanError(SearchInputError):
         self.reason = reason
 
 
-class NDJSONError(SearchInputError):
-    """A newline-delimited body is malformed at ``line`` (1-based)."""
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(f"line [{line}]: {reason}")
-        self.line = line
-        self.reason = reason
-
-
 class ScoreError(ValueError):
     """Reranker scores that cannot be merged (wrong count, NaN or infinite values)."""
+
+
+class HybridSkip(SearchInputError):
+    """This search is not made hybrid; ``reason`` is short enough for a header. Never an
+    error to the client: the search is answered by BM25 alone."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -28,19 +28,21 @@ score; ``hits.total`` from BM25 (exact only when BM25 returned every match, else
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from crossrank.config import HybridSection
+from crossrank.search.errors import HybridSkip
 from crossrank.search.hybrid import rrf, rsf
 from crossrank.search.query_text import extract_query_text
 from crossrank.search.source_filter import InvalidSourceFilter, parse_source_filter
-from crossrank.types import JSON, Hit, JSONObject
+from crossrank.types import JSON, Hit, JSONObject, hit_key
 
-__all__ = ["HybridRequest", "HybridSkip", "fuse", "knn_filter", "plan_hybrid"]
+__all__ = ["HybridRequest", "HybridSkip", "fuse", "has_vector_clause", "is_hybrid_clause",
+           "knn_filter", "plan_hybrid", "query_clauses"]
 
 _BOTH = frozenset({"query", "post_filter", "_source", "stored_fields", "docvalue_fields",
                    "fields", "script_fields", "version", "seq_no_primary_term", "explain",
@@ -64,14 +66,6 @@ _QUERY_STRING = {"df": "default_field", "analyzer": "analyzer",
                  "default_operator": "default_operator", "lenient": "lenient",
                  "analyze_wildcard": "analyze_wildcard"}
 _FORMAT_ONLY = frozenset({"pretty", "human", "error_trace", "format"})
-
-
-class HybridSkip(ValueError):
-    """This search is not made hybrid; ``reason`` is short enough for a header."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -108,7 +102,7 @@ def plan_hybrid(body: JSONObject | None, params: Sequence[tuple[str, str]],
     for key in body:
         if key not in _BOTH and key not in _BM25_ONLY:
             raise HybridSkip(f"unsupported_body:{key}")
-    if _has_vector_clause(body.get("query")):
+    if has_vector_clause(body.get("query")):
         raise HybridSkip("client_vector_query")
     header, url_params = _apply_params(body, params)
     depth = max(hybrid.depth, from_ + size)
@@ -172,20 +166,31 @@ def _scalar(value: str) -> JSON:
     return int(value) if value.isdigit() else value
 
 
-def _has_vector_clause(node: JSON) -> bool:
-    if isinstance(node, list):
-        return any(_has_vector_clause(item) for item in node)
-    if not isinstance(node, dict):
-        return False
-    for kind, spec in node.items():
-        if kind == "hybrid" and isinstance(spec, dict) and "queries" in spec:
-            return True
-        if kind in _VECTOR_KINDS and isinstance(spec, dict) \
-                and any(isinstance(value, dict) for value in spec.values()):
-            return True
-        if _has_vector_clause(spec):
-            return True
-    return False
+def query_clauses(node: JSON) -> Iterator[tuple[str, JSON]]:
+    """Every (key, value) of every object inside a query, without recursion (queries may nest
+    deeper than Python's stack)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, list):
+            stack.extend(current)
+        elif isinstance(current, dict):
+            for key, value in current.items():
+                yield key, value
+                stack.append(value)
+
+
+def has_vector_clause(node: JSON) -> bool:
+    """Whether a query asks for vectors itself (``knn``, ``neural``, ``neural_sparse`` or a
+    native ``hybrid``)."""
+    return any(is_hybrid_clause(kind, spec) or (
+        kind in _VECTOR_KINDS and isinstance(spec, dict)
+        and any(isinstance(value, dict) for value in spec.values()))
+        for kind, spec in query_clauses(node))
+
+
+def is_hybrid_clause(kind: str, spec: JSON) -> bool:
+    return kind == "hybrid" and isinstance(spec, dict) and "queries" in spec
 
 
 def knn_filter(query: JSON, post_filter: JSON = None) -> JSON | None:
@@ -241,9 +246,9 @@ def fuse(bm25: JSONObject, knn: JSONObject, hybrid: HybridSection, *, from_: int
     knn_hits = _hits(knn)
     by_key: dict[str, Hit] = {}
     for hit in (*bm25_hits, *knn_hits):
-        by_key.setdefault(_key(hit), hit)
+        by_key.setdefault(hit_key(hit), hit)
     if hybrid.fusion == "rrf":
-        fused = rrf([[_key(h) for h in bm25_hits], [_key(h) for h in knn_hits]],
+        fused = rrf([[hit_key(h) for h in bm25_hits], [hit_key(h) for h in knn_hits]],
                     rank_constant=hybrid.rank_constant, weights=hybrid.weights)
     else:
         total_weight = sum(hybrid.weights)
@@ -270,12 +275,8 @@ def _hits(response: JSONObject) -> list[Hit]:
     return [hit for hit in hits if isinstance(hit, dict)] if isinstance(hits, list) else []
 
 
-def _key(hit: Hit) -> str:
-    return f"{hit.get('_index')}\0{hit.get('_id')}"
-
-
 def _scored(hits: list[Hit]) -> list[tuple[str, float]]:
-    return [(_key(hit), float(hit["_score"])) for hit in hits
+    return [(hit_key(hit), float(hit["_score"])) for hit in hits
             if isinstance(hit.get("_score"), int | float)
             and not isinstance(hit.get("_score"), bool)]
 

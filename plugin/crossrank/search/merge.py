@@ -1,12 +1,15 @@
 """Document texts for the scorer, and the reranked response in OpenSearch's format.
 
-Scores (``merge_response``):
+Scores (``merge_response``), by the plan's ``scoring`` (the policy's, else the model card's:
+``crossrank.search.scoring``):
 
 - ``replace``: ``_score`` is the reranker's score.
-- ``blend``: ``alpha * minmax(rerank) + (1 - alpha) * minmax(first stage)``, both min-max
-  normalised over the window, so ``_score`` lies in [0, 1]. A list whose values are all equal
-  (one hit, say) normalises to 1.0 everywhere; a missing first-stage score counts as the
-  window's lowest.
+- ``blend``: ``alpha * norm(rerank) + (1 - alpha) * norm(first stage)``, each normalised over
+  the window (``crossrank.search.fusion``; with ``min_max`` ``_score`` lies in [0, 1]); for
+  proxy-side hybrid the first stage is its BM25 and k-NN scores, each normalised on its own
+  and weighted as the policy's ``hybrid.weights``, not RRF's fused score. A list
+  whose values are all equal (one hit, say) normalises to 1.0 everywhere; a missing
+  first-stage score counts as the window's lowest.
 - Ties keep first-stage order.
 - Hits past the window follow in first-stage order with ``_score: null``: they have no reranker
   score, and their first-stage scores are on another scale (OpenSearch's rescore leaves them,
@@ -15,7 +18,8 @@ Scores (``merge_response``):
   top of the reranked window, so every page of one search reports the same value.
 - Fallback (``scores=None``): first-stage order and OpenSearch's own scores and ``max_score``.
 - ``ext.crossrank.explain: true`` adds to every returned hit
-  ``"_crossrank": {"first_stage_score", "first_stage_rank" (1-based), "rerank_score"}``
+  ``"_crossrank": {"first_stage_score", "first_stage_rank" (1-based), "rerank_score"}``, and
+  ``"signals": {"bm25", "knn"}`` for a hybrid window (null where a side lacks the hit)
   (``rerank_score`` is null past the window and in a fallback).
 - Malformed input never fails the search: a hit that is not an object is passed on as received
   (it scores as a hit without text); a ``_source`` nested too deep to read recursively
@@ -30,16 +34,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from crossrank.config import Policy
 from crossrank.search.doc_text import source_text
 from crossrank.search.errors import ScoreError
+from crossrank.search.fusion import fuse_scores
 from crossrank.search.plan import SearchPlan
 from crossrank.search.source_filter import source_filterer
-from crossrank.types import Hit, JSONObject, Scores
+from crossrank.types import Hit, JSONObject, Scores, hit_key
 
 __all__ = ["document_texts", "merge_response"]
 
@@ -62,9 +67,12 @@ def document_texts(hits: Sequence[Hit], policy: Policy) -> tuple[list[str], int]
 
 
 def merge_response(plan: SearchPlan, response: JSONObject, scores: Scores | Sequence[float] | None,
-                   *, extra_took_ms: int) -> JSONObject:
+                   *, extra_took_ms: int,
+                   signals: Mapping[str, Mapping[str, float]] | None = None) -> JSONObject:
     """The client's page of the reranked response. ``scores`` has one score per hit of
-    ``hits.hits[:plan.window]``; None means fallback to the first-stage order."""
+    ``hits.hits[:plan.window]``; None means fallback to the first-stage order. ``signals``:
+    the first stage's separate scores by ``hit_key`` (``bm25``, ``knn`` of proxy-side
+    hybrid), blended instead of the fused ``_score``."""
     merged = dict(response)
     took = response.get("took")
     if isinstance(took, int) and not isinstance(took, bool):
@@ -77,7 +85,8 @@ def merge_response(plan: SearchPlan, response: JSONObject, scores: Scores | Sequ
         return merged
 
     window = hits[: plan.window]
-    final = _final_scores(plan, window, scores)
+    by_signal = _by_signal(plan, window, signals)
+    final = _final_scores(plan, window, scores, by_signal)
     order = list(range(len(window)))
     if final is not None:
         order.sort(key=lambda i: -final[i])
@@ -101,6 +110,11 @@ def merge_response(plan: SearchPlan, response: JSONObject, scores: Scores | Sequ
                 "first_stage_rank": position + 1,
                 "rerank_score": _raw(scores, position) if reranked else None,
             }
+            if by_signal is not None:
+                names, values, _ = by_signal
+                hit["_crossrank"]["signals"] = {
+                    name: column[position] if position < len(window) else None
+                    for name, column in zip(names, values, strict=True)}
         page.append(hit)
 
     section = dict(hits_section)
@@ -120,8 +134,25 @@ def _restore_source(hit: Hit, plan: SearchPlan,
             hit["_source"] = restore(hit["_source"])
 
 
-def _final_scores(plan: SearchPlan, window: list[Hit],
-                  scores: Scores | Sequence[float] | None) -> list[float] | None:
+BySignal = tuple[list[str], list[list[float | None]], list[float]]
+"""(signal names, each signal's value per window hit, their weights)."""
+
+
+def _by_signal(plan: SearchPlan, window: list[Hit],
+               signals: Mapping[str, Mapping[str, float]] | None) -> BySignal | None:
+    """The separate first-stage signals of a hybrid window, when the retriever gave both."""
+    hybrid = plan.policy.hybrid if plan.policy is not None else None
+    if not signals or hybrid is None or not {"bm25", "knn"} <= set(signals):
+        return None
+    keys = [hit_key(hit) if isinstance(hit, dict) else None for hit in window]
+    names = ["bm25", "knn"]
+    values = [[signals[name].get(key) if key is not None else None for key in keys]
+              for name in names]
+    return names, values, list(hybrid.weights)
+
+
+def _final_scores(plan: SearchPlan, window: list[Hit], scores: Scores | Sequence[float] | None,
+                  by_signal: BySignal | None) -> list[float] | None:
     if scores is None:
         return None
     if len(scores) != len(window):
@@ -129,13 +160,16 @@ def _final_scores(plan: SearchPlan, window: list[Hit],
     rerank = [_raw(scores, i) for i in range(len(window))]
     if not all(math.isfinite(value) for value in rerank):
         raise ScoreError("non-finite reranker score")
-    policy = plan.policy
-    if policy is None or policy.score_mode == "replace":
+    scoring = plan.scoring
+    if scoring.score_mode == "replace":
         return rerank
+    if by_signal is not None:
+        _, values, weights = by_signal
+        return fuse_scores(rerank, values, alpha=scoring.blend_alpha,
+                           normalization=scoring.normalization, weights=weights)
     first = [_first_stage(hit) for hit in window]
-    alpha = policy.blend_alpha
-    return [alpha * r + (1 - alpha) * f
-            for r, f in zip(minmax(rerank), minmax(first), strict=True)]
+    return fuse_scores(rerank, [first], alpha=scoring.blend_alpha,
+                       normalization=scoring.normalization)
 
 
 def _raw(scores: Scores | Sequence[float] | None, index: int) -> float:
@@ -153,17 +187,3 @@ def _first_stage(hit: Hit) -> float | None:
     if isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score):
         return float(score)
     return None
-
-
-def minmax(values: Sequence[float | None]) -> list[float]:
-    """Min-max normalise to [0, 1]; all equal (or none present) gives 1.0; None counts as the
-    minimum."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return [1.0] * len(values)
-    low, high = min(present), max(present)
-    # halved so that high - low cannot overflow to inf for extreme finite inputs
-    spread = high / 2 - low / 2
-    if spread <= 0:
-        return [1.0] * len(values)
-    return [0.0 if v is None else min(1.0, max(0.0, (v / 2 - low / 2) / spread)) for v in values]

@@ -1,51 +1,78 @@
-"""Score the retrieved windows of one or more planned searches, then merge.
+"""The one search pipeline: plan → retrieve → score → merge, for every route.
 
-The only awaiting module of ``search/``: it takes planned searches with their first-stage
-responses, sends every (query, hit) pair to the scorer (all sub-searches of an ``_msearch``
-together, one call per model), and merges each response. A scorer that fails or misses the
-policy's latency budget never fails the search: that search keeps its first-stage order and is
-marked ``fallback``.
+``_search``, each sub-search of an ``_msearch`` and ``POST /_crossrank/rerank`` run through
+``run``. The handlers plan (``crossrank.search.plan``), hand ``run`` their searches and a
+``Retriever`` (``crossrank.search.retrieval``), and render the ``Outcome``s; this module does
+the rest:
+
+1. retrieve: one call for all the searches (the retriever decides how they go upstream);
+2. score: every (query, hit) pair of every reranked window, grouped per model, scores found in
+   the score cache reused, one scorer call per model, under the tightest latency budget;
+3. merge: re-order, page, restore ``_source``, fix ``max_score`` and ``took``
+   (``crossrank.search.merge``).
+
+Failure is never worse than no reranker: a scorer error, a missed budget, a full queue or a
+non-finite score leaves that search in first-stage order, marked ``fallback`` with a reason.
+A first stage that OpenSearch answered with an error is passed on as received.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
-from crossrank.models.batcher import QueueFull
+from crossrank.models.errors import QueueFull
+from crossrank.models.protocols import Scorer
 from crossrank.search.merge import document_texts, merge_response
 from crossrank.search.plan import SearchPlan
+from crossrank.search.retrieval import FirstStage, Retrieval, Retriever
 from crossrank.search.score_cache import CacheKey, ScoreCache
 from crossrank.types import JSONObject, Pair, Scores
 
-
-class Scorer(Protocol):
-    async def score(self, model: str, pairs: Sequence[Pair], *,
-                    max_length: int | None = None) -> Scores: ...
+__all__ = ["Outcome", "Scorer", "Status", "run"]
 
 
-Status = Literal["reranked", "fallback"]
+Status = Literal["reranked", "fallback", "bypassed"]
 
 
 @dataclass(frozen=True)
-class Reranked:
-    body: JSONObject
+class Outcome:
+    """What became of one search.
+
+    ``body`` is the answer to send (parsed or composed) when ``status_code`` is 200;
+    ``content`` holds the first stage's own bytes (an upstream error, or a page that was not
+    changed), to pass on unchanged when crossrank composed nothing.
+    """
+
+    plan: SearchPlan
     status: Status
     reason: str | None
-    score_ms: float
-    pairs: int
-    missing_fields: int
+    status_code: int
+    body: JSONObject | None
+    content: bytes
+    hybrid: str | None
+    retrieve_ms: float
+    score_ms: float = 0.0
+    pairs: int = 0
+    missing_fields: int = 0
+    scores: Scores | None = None
+    """The reranker's score of each window hit, in first-stage order (None unless reranked)."""
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return {"retrieve": self.retrieve_ms, "score": self.score_ms}
 
 
 @dataclass
 class _Job:
+    index: int
     plan: SearchPlan
-    response: JSONObject
+    first_stage: FirstStage
     pairs: list[Pair]
     missing: int
     keys: list[CacheKey]
@@ -57,42 +84,70 @@ class _Job:
         return [i for i, value in enumerate(self.cached) if value is None]
 
 
-async def rerank(items: Sequence[tuple[SearchPlan, JSONObject]], scorer: Scorer, *,
-                 started: float, cache: ScoreCache | None = None) -> list[Reranked]:
-    """Rerank each (plan, first-stage response); ``started`` is the request's monotonic start,
-    so that ``took`` can include crossrank's own time. Scores found in ``cache`` are reused."""
-    jobs = []
-    for plan, response in items:
-        assert plan.policy is not None and plan.query_text is not None
-        hits = response.get("hits", {}).get("hits", [])[: plan.window]
-        texts, missing = document_texts(hits, plan.policy)
-        keys = [ScoreCache.key(plan.policy.model, plan.policy.max_length, plan.query_text,
-                               str(hit.get("_index", "")), str(hit.get("_id", "")), text)
-                for hit, text in zip(hits, texts, strict=True)]
-        cached: list[float | None] = (cache.get_many(keys) if cache is not None
-                                      else [None] * len(keys))
-        jobs.append(_Job(plan, response, [(plan.query_text, t) for t in texts], missing,
-                         keys, cached))
+async def run(searches: Sequence[Retrieval], retriever: Retriever, scorer: Scorer, *,
+              started: float, cache: ScoreCache | None = None) -> list[Outcome]:
+    """One outcome per search, in order. ``started`` is the request's monotonic start, so that
+    ``took`` includes crossrank's own time. Raises ``RetrievalFailed`` when the first stage of
+    the whole request failed."""
+    began = time.perf_counter()
+    answers = await retriever.retrieve(searches)
+    retrieve_ms = (time.perf_counter() - began) * 1000
+    if len(answers) != len(searches):
+        raise ValueError(f"the retriever answered {len(answers)} of {len(searches)} searches")
 
+    outcomes: list[Outcome | None] = [None] * len(searches)
+    jobs: list[_Job] = []
+    for index, (search, answer) in enumerate(zip(searches, answers, strict=True)):
+        plan = search.plan
+        if search.mode != "window" or answer.status != 200 or answer.body is None:
+            reason = plan.reason if search.mode != "window" else "upstream_status"
+            outcomes[index] = Outcome(plan, "bypassed", reason, answer.status, answer.body,
+                                      answer.content, answer.hybrid, retrieve_ms)
+            continue
+        if plan.proxy_hybrid and not answer.signals:  # BM25 answered alone: score it as BM25
+            plan = plan.for_first_stage("bm25")
+        jobs.append(_job(index, plan, answer, cache))
+
+    score_began = time.perf_counter()
     groups: dict[tuple[str, int | None], list[_Job]] = {}
     for job in jobs:
         assert job.plan.policy is not None
         groups.setdefault((job.plan.policy.model, job.plan.policy.max_length), []).append(job)
-    score_began = time.perf_counter()
     await asyncio.gather(*(_score_group(model, max_length, group, scorer, cache)
                            for (model, max_length), group in groups.items()))
     score_ms = (time.perf_counter() - score_began) * 1000
 
-    results = []
     for job in jobs:
+        body = job.first_stage.body
+        assert body is not None
         # took is OpenSearch's time plus everything crossrank spent outside the upstream call
-        extra_ms = max(0, round((time.monotonic() - started) * 1000
-                                - _upstream_ms(job.response)))
-        body = merge_response(job.plan, job.response, job.scores, extra_took_ms=extra_ms)
-        status: Status = "reranked" if job.scores is not None else "fallback"
-        results.append(Reranked(body, status, job.reason, score_ms, len(job.pairs),
-                                job.missing))
-    return results
+        extra_ms = max(0, round((time.monotonic() - started) * 1000 - _upstream_ms(body)))
+        merged = merge_response(job.plan, body, job.scores, signals=job.first_stage.signals,
+                                extra_took_ms=extra_ms)
+        outcomes[job.index] = Outcome(
+            job.plan, "reranked" if job.scores is not None else "fallback", job.reason, 200,
+            merged, job.first_stage.content, job.first_stage.hybrid, retrieve_ms, score_ms,
+            len(job.pairs), job.missing, job.scores)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _job(index: int, plan: SearchPlan, answer: FirstStage, cache: ScoreCache | None) -> _Job:
+    assert plan.policy is not None and plan.query_text is not None and answer.body is not None
+    section = answer.body.get("hits")
+    listed = section.get("hits") if isinstance(section, dict) else None
+    hits = listed[: plan.window] if isinstance(listed, list) else []
+    texts, missing = document_texts(hits, plan.policy)
+    keys = [ScoreCache.key(plan.policy.model, plan.policy.max_length, plan.query_text,
+                           str(_field(hit, "_index")), str(_field(hit, "_id")), text)
+            for hit, text in zip(hits, texts, strict=True)]
+    cached: list[float | None] = (cache.get_many(keys) if cache is not None
+                                  else [None] * len(keys))
+    return _Job(index, plan, answer, [(plan.query_text, t) for t in texts], missing, keys,
+                cached)
+
+
+def _field(hit: object, name: str) -> object:
+    return hit.get(name, "") if isinstance(hit, dict) else ""
 
 
 async def _score_group(model: str, max_length: int | None, group: list[_Job],
@@ -108,7 +163,9 @@ async def _score_group(model: str, max_length: int | None, group: list[_Job],
             fresh = await asyncio.wait_for(
                 scorer.score(model, pairs, max_length=max_length), timeout)
             if len(fresh) != len(pairs) or not np.all(np.isfinite(fresh)):
-                raise ValueError("scorer returned a wrong number of scores or non-finite values")
+                _fail(group, "non_finite_scores" if len(fresh) == len(pairs)
+                      else "wrong_score_count")
+                return
         except TimeoutError:
             _fail(group, "budget_exceeded")
             return
@@ -132,6 +189,6 @@ def _fail(group: list[_Job], reason: str) -> None:
         job.reason = reason
 
 
-def _upstream_ms(response: JSONObject) -> float:
+def _upstream_ms(response: Mapping[str, object]) -> float:
     took = response.get("took")
     return float(took) if isinstance(took, int | float) else 0.0

@@ -27,7 +27,13 @@ reason                  arm        meaning
 ``invalid_request``     rerank     ``from``/``size``/``_source`` that OpenSearch will refuse:
                                    forwarded so that OpenSearch answers with its own error
 ``no_query_text``       rerank     no override and no full-text clause in the query
+``not_recommended``     rerank     the model card advises against reranking this kind of first
+                                   stage and the policy chose no ``score_mode``
+                                   (``crossrank.search.scoring``); ``?rerank=true`` still reranks
 ======================  =========  ==============================================================
+
+The scoring settings (window, score mode, blend weight, normalisation) are resolved once here
+(``crossrank.search.scoring``) and carried in the plan.
 
 ``collapse`` and ``rescore`` are reranked: the first stage (collapsed groups, rescored scores)
 is what the window holds, and the reranker re-orders it.
@@ -38,12 +44,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from crossrank.config import Policy
+from crossrank.models.manifest import FirstStageKind, Scoring
 from crossrank.search.errors import PlanError
+from crossrank.search.hybrid_plan import has_vector_clause
 from crossrank.search.query_text import extract_query_text, strip_query_string
+from crossrank.search.scoring import Card, first_stage_kind, resolve_scoring
 from crossrank.search.source_filter import (
     SOURCE_PARAMS,
     InvalidSourceFilter,
@@ -53,7 +62,7 @@ from crossrank.search.source_filter import (
 )
 from crossrank.types import JSON, JSONObject
 
-__all__ = ["CROSSRANK_PARAMS", "Arm", "PlanError", "SearchPlan", "plan_search"]
+__all__ = ["CROSSRANK_PARAMS", "Arm", "PlanError", "SearchPlan", "plan_inline", "plan_search"]
 
 Arm = Literal["rerank", "baseline"]
 
@@ -81,6 +90,27 @@ class SearchPlan:
     restore_source: bool = False
     """True when ``_source`` was widened and hits must be filtered back to ``client_source``."""
     explain: bool = False
+    first_stage: FirstStageKind = "bm25"
+    scoring: Scoring = field(default_factory=Scoring)
+    scoring_source: str = "default"
+    """Where ``scoring`` came from: ``policy``, ``model_card`` or ``default``."""
+    card: Card = field(default_factory=dict)
+    """The model's card, kept to re-resolve ``scoring`` if the first stage turns out to be of
+    another kind (a hybrid search answered by BM25 alone)."""
+
+    @property
+    def proxy_hybrid(self) -> bool:
+        """Whether the policy asks for proxy-side hybrid retrieval of this search."""
+        hybrid = self.policy.hybrid if self.policy is not None else None
+        return hybrid is not None and hybrid.enabled and self.query_text is not None
+
+    def for_first_stage(self, kind: FirstStageKind) -> SearchPlan:
+        """This plan with the scoring of another kind of first stage (the window stays)."""
+        if kind == self.first_stage or self.policy is None:
+            return self
+        scoring, source = resolve_scoring(self.policy, kind, self.card)
+        return replace(self, first_stage=kind, scoring=scoring.model_copy(
+            update={"window": self.window}), scoring_source=source)
 
 
 @dataclass(frozen=True)
@@ -92,8 +122,10 @@ class _Options:
 
 
 def plan_search(body: JSONObject | None, params: Sequence[tuple[str, str]],
-                policy: Policy | None, headers: Mapping[str, str]) -> SearchPlan:
-    """Plan a search; raises PlanError for invalid crossrank parameters."""
+                policy: Policy | None, headers: Mapping[str, str],
+                card: Card | None = None) -> SearchPlan:
+    """Plan a search; raises PlanError for invalid crossrank parameters. ``card``: the
+    recommended scoring of the policy's model (``Manifest.recommended``)."""
     if body is not None and not isinstance(body, dict):
         raise PlanError("body", "must be a JSON object")
     params = list(params)
@@ -104,18 +136,28 @@ def plan_search(body: JSONObject | None, params: Sequence[tuple[str, str]],
     paging = _paging(upstream_body or {}, upstream_params)
     from_, size = paging or (0, DEFAULT_SIZE)
 
+    scoring, source = Scoring(), "default"
+    kind: FirstStageKind = "bm25"
+
     def bypass(reason: str, arm: Arm | None, query_text: str | None = None) -> SearchPlan:
         return SearchPlan(
             rerank=False, arm=arm, reason=reason, policy=policy, query_text=query_text,
             window=window, from_=from_, size=size, upstream_body=upstream_body,
             upstream_params=upstream_params, body_changed=upstream_body is not body,
-            params_changed=len(upstream_params) != len(params), explain=options.explain)
+            params_changed=len(upstream_params) != len(params), explain=options.explain,
+            first_stage=kind, scoring=scoring, scoring_source=source, card=card or {})
 
     window = 0
     if policy is None:
         return bypass("no_policy", None)
-    window = options.window or policy.window
     query_text = _query_text(options, upstream_body, upstream_params)
+    query = (upstream_body or {}).get("query")
+    hybrid = policy.hybrid
+    kind = first_stage_kind(policy, query, proxy_hybrid=hybrid is not None and hybrid.enabled
+                            and query_text is not None and not has_vector_clause(query))
+    scoring, source = resolve_scoring(policy, kind, card)
+    window = options.window or scoring.window
+    scoring = scoring.model_copy(update={"window": window})
     if not policy.enabled:
         return bypass("policy_disabled", "baseline", query_text)
     if options.forced is False:
@@ -124,15 +166,18 @@ def plan_search(body: JSONObject | None, params: Sequence[tuple[str, str]],
         key = headers.get(policy.ab.key_header) or " ".join((query_text or "").casefold().split())
         if bucket(key) >= policy.ab.rerank_share:
             return bypass("ab_baseline", "baseline", query_text)
+    if options.forced is None and not scoring.rerank:
+        return bypass("not_recommended", "rerank", query_text)
 
-    source = _client_source(upstream_body or {}, upstream_params)
-    reason = _structural_bypass(upstream_body or {}, upstream_params, paging, source, window)
+    client_source = _client_source(upstream_body or {}, upstream_params)
+    reason = _structural_bypass(upstream_body or {}, upstream_params, paging, client_source,
+                                window)
     if reason is None and query_text is None:
         reason = "no_query_text"
-    if reason is not None or paging is None or source is None:
+    if reason is not None or paging is None or client_source is None:
         return bypass(reason or "invalid_request", "rerank", query_text)
 
-    widened = widen(source, policy.text_fields)
+    widened = widen(client_source, policy.text_fields)
     moved = ("from", "size", *(SOURCE_PARAMS if widened is not None else ()))
     new_body = dict(upstream_body or {})
     new_body["from"] = 0
@@ -144,8 +189,9 @@ def plan_search(body: JSONObject | None, params: Sequence[tuple[str, str]],
         rerank=True, arm="rerank", reason=None, policy=policy, query_text=query_text,
         window=window, from_=from_, size=size, upstream_body=new_body,
         upstream_params=upstream_params, body_changed=True,
-        params_changed=len(upstream_params) != len(params), client_source=source,
-        restore_source=widened is not None, explain=options.explain)
+        params_changed=len(upstream_params) != len(params), client_source=client_source,
+        restore_source=widened is not None, explain=options.explain, first_stage=kind,
+        scoring=scoring, scoring_source=source, card=card or {})
 
 
 def bucket(key: str) -> float:
@@ -313,3 +359,20 @@ def _sorts_by_score(sort: JSON, *, url: bool = False) -> bool:
         else:
             return False
     return True
+
+
+def plan_inline(query: str, count: int, *, model: str, max_length: int | None,
+                top_n: int | None) -> SearchPlan:
+    """The plan of a rerank request whose ``count`` documents come with it (``POST
+    /_crossrank/rerank``): every document is in the window, scored by ``model``, and
+    ``_score`` is the reranker's own score. The documents are hits whose ``_source`` is
+    ``{"text": ...}`` (``crossrank.search.retrieval.InlineRetriever``)."""
+    window = max(count, 1)
+    policy = Policy(name="rerank-api", model=model, text_fields=["text"],
+                    max_length=max_length, window=window, max_window=window,
+                    score_mode="replace")
+    return SearchPlan(
+        rerank=True, arm="rerank", reason=None, policy=policy, query_text=query, window=count,
+        from_=0, size=count if top_n is None else min(top_n, count), upstream_body=None,
+        upstream_params=[], body_changed=False, params_changed=False,
+        scoring=Scoring(score_mode="replace", window=window), scoring_source="policy")

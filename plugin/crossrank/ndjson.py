@@ -1,7 +1,8 @@
 """The newline-delimited bodies of ``_msearch`` and ``_bulk``: parse, and write back.
 
-Line numbers in errors are 1-based, as in OpenSearch's own messages. Lines the proxy does not
-change are written back with their original bytes.
+Shared by search (``_msearch``) and ingest (``_bulk``), so it belongs to neither. Line numbers
+in errors are 1-based, as in OpenSearch's own messages. Lines the proxy does not change are
+written back with their original bytes.
 """
 
 from __future__ import annotations
@@ -11,13 +12,24 @@ from dataclasses import dataclass, replace
 
 import orjson
 
-from crossrank.search.errors import NDJSONError
 from crossrank.types import JSON, JSONObject
 
 __all__ = ["BULK_ACTIONS", "BulkItem", "NDJSONError", "json_depth", "parse_bulk", "parse_msearch",
            "render_bulk", "render_msearch"]
 
 BULK_ACTIONS = frozenset({"index", "create", "update", "delete"})
+
+
+class NDJSONError(ValueError):
+    """A newline-delimited body is malformed at ``line`` (1-based): the client's request
+    cannot be used (400)."""
+
+    def __init__(self, line: int, reason: str, body: str = "request") -> None:
+        super().__init__(f"line [{line}]: {reason}")
+        self.line = line
+        self.reason = reason
+        self.body = body
+        """Which body: ``_msearch`` or ``_bulk``."""
 
 
 def json_depth(value: JSON) -> int:
@@ -54,6 +66,14 @@ def _object(raw: bytes, line: int, what: str) -> JSONObject:
 
 def parse_msearch(body: bytes) -> list[tuple[JSONObject, JSONObject]]:
     """(header, body) per search. An empty header line means ``{}``, as in OpenSearch."""
+    try:
+        return _parse_msearch(body)
+    except NDJSONError as exc:
+        exc.body = "_msearch"
+        raise
+
+
+def _parse_msearch(body: bytes) -> list[tuple[JSONObject, JSONObject]]:
     lines = _lines(body)
     searches = []
     for index in range(0, len(lines), 2):
@@ -100,7 +120,7 @@ class BulkItem:
         try:
             return orjson.loads(self.source_line)
         except orjson.JSONDecodeError as exc:
-            raise NDJSONError(self.line + 1, f"malformed source: {exc}") from exc
+            raise NDJSONError(self.line + 1, f"malformed source: {exc}", "_bulk") from exc
 
     def with_source(self, source: JSONObject) -> BulkItem:
         if self.source_line is None:
@@ -111,6 +131,14 @@ class BulkItem:
 def parse_bulk(body: bytes) -> list[BulkItem]:
     """Bulk operations; source lines are kept as bytes and decoded only on demand. Blank action
     lines are skipped, as OpenSearch does."""
+    try:
+        return _parse_bulk(body)
+    except NDJSONError as exc:
+        exc.body = "_bulk"
+        raise
+
+
+def _parse_bulk(body: bytes) -> list[BulkItem]:
     lines = _lines(body)
     items = []
     index = 0
