@@ -12,6 +12,7 @@ from crossrank.devnode import DevNode, NodeError
 from crossrank.devnode.node import default_home
 from crossrank.eval.command import eval_command
 from crossrank.train.command import train_command
+from crossrank.tune.command import tune_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Cross-encoder reranking proxy for OpenSearch.")
@@ -199,6 +200,7 @@ def trim_command(
 
 
 app.command("eval")(eval_command)
+app.command("tune")(tune_command)
 app.command("train")(train_command)
 
 
