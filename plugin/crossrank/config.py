@@ -39,7 +39,7 @@ from pydantic import (
     model_validator,
 )
 
-from crossrank.search.fusion import NORMALIZATIONS
+from crossrank.fusion import LIST_FUSIONS, NORMALIZATIONS
 
 # fullmatch, never match: "$" alone would let a trailing newline through.
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
@@ -135,12 +135,21 @@ class HybridSection(_Strict):
     """
 
     enabled: bool = True
-    fusion: Literal["rrf", "rsf"] = "rrf"
+    fusion: str = Field("rrf", json_schema_extra={"enum": list(LIST_FUSIONS)})
+    """A name in ``crossrank.fusion.LIST_FUSIONS``."""
     rank_constant: int = Field(60, ge=1, le=10_000)
     weights: list[float] = Field(default_factory=lambda: [1.0, 1.0], min_length=2, max_length=2)
     depth: int = Field(100, ge=1, le=10_000)
     vector_field: str | None = None
     model: str | None = Field(None, json_schema_extra=_NAME_SCHEMA)
+
+    @field_validator("fusion")
+    @classmethod
+    def _check_fusion(cls, value: str) -> str:
+        if value not in LIST_FUSIONS:
+            raise ValueError(f"unknown fusion {value!r}; expected one of "
+                             f"{', '.join(LIST_FUSIONS)}")
+        return value
 
     @field_validator("weights")
     @classmethod
@@ -180,9 +189,10 @@ class Policy(_Strict):
     max_length: int | None = Field(None, ge=8, le=8192)
     score_mode: Literal["replace", "blend"] | None = None
     blend_alpha: float | None = Field(None, ge=0.0, le=1.0)
-    normalization: str | None = None
+    normalization: str | None = Field(None, json_schema_extra={
+        "anyOf": [{"enum": list(NORMALIZATIONS)}, {"type": "null"}]})
     """How each score list is normalised before a blend: a name in
-    ``crossrank.search.fusion.NORMALIZATIONS`` (min_max, z_score, rrf)."""
+    ``crossrank.fusion.NORMALIZATIONS`` (min_max, z_score, rrf)."""
     # Scoring time allowed per search, queueing included; past it the search is answered in
     # first-stage order (reason budget_exceeded). null: no limit (a stalled model then holds
     # the search until the client gives up).

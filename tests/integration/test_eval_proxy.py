@@ -24,8 +24,8 @@ from crossrank.eval.indexing import META_KEY
 from crossrank.eval.metrics import score_rankings
 from crossrank.eval.options import DEFAULT_EMBEDDER, EvalOptions
 from crossrank.eval.proxy_client import EvalError
+from crossrank.fusion import rrf
 from crossrank.models import Embedder
-from crossrank.search.hybrid import rrf
 from crossrank.server import build_app
 
 from proxy_fixtures import ServedProxy, proxy_settings

@@ -16,7 +16,7 @@ import pytest
 from crossrank.eval.evaluation import run_evaluation
 from crossrank.eval.options import EvalOptions
 from crossrank.models import Manifest
-from crossrank.tune.command import TuneOptions
+from crossrank.tune.options import TuneOptions
 from crossrank.tune.run import run_tune
 
 pytestmark = pytest.mark.integration

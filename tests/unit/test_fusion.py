@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from crossrank.search.fusion import NORMALIZATIONS, fuse_scores, min_max, rrf_ranks, z_score
+from crossrank.fusion import NORMALIZATIONS, fuse_scores, min_max, rrf_ranks, z_score
 
 
 def test_min_max() -> None:

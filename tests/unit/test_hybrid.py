@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossrank.search.hybrid import rrf, rsf
+from crossrank.fusion import rrf, rsf
 
 
 def test_rrf_hand_worked_example() -> None:

@@ -42,7 +42,7 @@ def test_embed_with_its_own_fields() -> None:
     ({"embed": {"model": "m"}}, ("embed", "vector_field"), "required"),
     ({"embed": {"model": "m", "vector_field": "v", "extra": 1}}, ("embed", "extra"), "Extra"),
     ({"hybrid": {"model": "m", "vector_field": "v", "fusion": "sum"}}, ("hybrid", "fusion"),
-     "'rrf' or 'rsf'"),
+     "unknown fusion 'sum'; expected one of rrf, rsf"),
     ({"hybrid": {"model": "m", "vector_field": "v", "weights": [1]}}, ("hybrid", "weights"),
      "at least 2"),
     ({"hybrid": {"model": "m", "vector_field": "v", "weights": [0, 0]}}, ("hybrid", "weights"),

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossrank.search.hybrid import rrf, rsf
+from crossrank.fusion import rrf, rsf
 from properties_profile import props
 
 ids = st.sampled_from(["a", "b", "c", "d", "e", ""]) | st.text(max_size=3)

@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crossrank.config import Policy
+from crossrank.fusion import min_max as minmax
 from crossrank.search.errors import ScoreError
-from crossrank.search.fusion import min_max as minmax
 from crossrank.search.merge import document_texts, merge_response
 from crossrank.search.plan import SearchPlan, plan_search
 from properties_profile import deep, json_objects, json_values, props

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from crossrank.eval.datasets import DatasetError
-from crossrank.search.fusion import fuse_scores
+from crossrank.fusion import fuse_scores
 from crossrank.tune.candidates import Candidate, grid, rank
 from crossrank.tune.collect import Window, window_of
-from crossrank.tune.command import TuneOptions, load_judgments
 from crossrank.tune.crossval import cross_validate, folds
+from crossrank.tune.options import TuneOptions, load_judgments
 
 
 def test_folds_cover_every_query_once_and_repeat_with_the_seed() -> None:

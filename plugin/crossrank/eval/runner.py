@@ -24,9 +24,10 @@ from tqdm import tqdm
 from crossrank.eval.arms import Arm
 from crossrank.eval.datasets import Judged
 from crossrank.eval.proxy_client import EvalError, ProxyClient
+from crossrank.fusion import LIST_FUSIONS
 from crossrank.types import JSONObject
 
-FUSIONS = frozenset({"rrf", "rsf"})  # X-Crossrank-Hybrid when the two lists were fused
+FUSIONS = frozenset(LIST_FUSIONS)  # X-Crossrank-Hybrid when the two lists were fused
 
 
 @dataclass

@@ -110,8 +110,8 @@ class Scoring(_Strict):
     ``rerank: false`` advises against reranking that first stage at all (the model did not
     beat it on the judgments the card was measured on); ``?rerank=true`` still forces it.
     ``score_mode: replace`` makes ``_score`` the reranker's own score; ``blend`` fuses it with
-    the first-stage signals, ``alpha`` on the reranker (``crossrank.search.fusion``).
-    ``normalization`` names one of ``crossrank.search.fusion.NORMALIZATIONS``.
+    the first-stage signals, ``alpha`` on the reranker (``crossrank.fusion``).
+    ``normalization`` names one of ``crossrank.fusion.NORMALIZATIONS``.
     """
 
     rerank: bool = True

@@ -20,10 +20,11 @@ sections such as ``collapse``, ``pit`` or ``search_after``, and URL parameters t
 does not take (``search_pipeline``, ``filter_path``).
 
 The fused answer (``fuse``): hits keyed by (``_index``, ``_id``), fused with ``rrf`` or
-``rsf`` (``crossrank.search.hybrid``; RSF weights are normalised to sum 1, as OpenSearch's
-``arithmetic_mean`` does), the BM25 hit object when both sides have it, ``_score`` the fused
-score; ``hits.total`` from BM25 (exact only when BM25 returned every match, else ``gte``);
-``took`` of the ``_msearch``; everything else (aggregations, suggest, ...) from BM25.
+``rsf`` (``crossrank.fusion.LIST_FUSIONS``; RSF weights are normalised to sum 1, as
+OpenSearch's ``arithmetic_mean`` does), the BM25 hit object when both sides have it,
+``_score`` the fused score; ``hits.total`` from BM25 (exact only when BM25 returned every
+match, else ``gte``); ``took`` of the ``_msearch``; everything else (aggregations, suggest,
+...) from BM25.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from typing import Any
 import orjson
 
 from crossrank.config import HybridSection
+from crossrank.fusion import fuse_lists
 from crossrank.search.errors import HybridSkip
-from crossrank.search.hybrid import rrf, rsf
 from crossrank.search.query_text import extract_query_text
 from crossrank.search.source_filter import InvalidSourceFilter, parse_source_filter
 from crossrank.types import JSON, Hit, JSONObject, hit_key
@@ -247,13 +248,8 @@ def fuse(bm25: JSONObject, knn: JSONObject, hybrid: HybridSection, *, from_: int
     by_key: dict[str, Hit] = {}
     for hit in (*bm25_hits, *knn_hits):
         by_key.setdefault(hit_key(hit), hit)
-    if hybrid.fusion == "rrf":
-        fused = rrf([[hit_key(h) for h in bm25_hits], [hit_key(h) for h in knn_hits]],
-                    rank_constant=hybrid.rank_constant, weights=hybrid.weights)
-    else:
-        total_weight = sum(hybrid.weights)
-        fused = rsf([_scored(bm25_hits), _scored(knn_hits)],
-                    weights=[w / total_weight for w in hybrid.weights])
+    fused = fuse_lists(hybrid.fusion, [_scored(bm25_hits), _scored(knn_hits)],
+                       weights=hybrid.weights, rank_constant=hybrid.rank_constant)
     page = [{**by_key[key], "_score": score} for key, score in fused[from_: from_ + size]]
 
     out = dict(bm25)
@@ -275,10 +271,11 @@ def _hits(response: JSONObject) -> list[Hit]:
     return [hit for hit in hits if isinstance(hit, dict)] if isinstance(hits, list) else []
 
 
-def _scored(hits: list[Hit]) -> list[tuple[str, float]]:
-    return [(hit_key(hit), float(hit["_score"])) for hit in hits
-            if isinstance(hit.get("_score"), int | float)
-            and not isinstance(hit.get("_score"), bool)]
+def _scored(hits: list[Hit]) -> list[tuple[str, float | None]]:
+    """(key, score) per hit in rank order; None where a hit has no numeric score."""
+    return [(hit_key(hit), float(hit["_score"])
+             if isinstance(hit.get("_score"), int | float)
+             and not isinstance(hit.get("_score"), bool) else None) for hit in hits]
 
 
 def _total(total: JSON, returned: int, fused: int) -> JSON:

@@ -5,7 +5,7 @@ Scores (``merge_response``), by the plan's ``scoring`` (the policy's, else the m
 
 - ``replace``: ``_score`` is the reranker's score.
 - ``blend``: ``alpha * norm(rerank) + (1 - alpha) * norm(first stage)``, each normalised over
-  the window (``crossrank.search.fusion``; with ``min_max`` ``_score`` lies in [0, 1]); for
+  the window (``crossrank.fusion``; with ``min_max`` ``_score`` lies in [0, 1]); for
   proxy-side hybrid the first stage is its BM25 and k-NN scores, each normalised on its own
   and weighted as the policy's ``hybrid.weights``, not RRF's fused score. A list
   whose values are all equal (one hit, say) normalises to 1.0 everywhere; a missing
@@ -39,9 +39,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from crossrank.config import Policy
+from crossrank.fusion import fuse_scores
 from crossrank.search.doc_text import source_text
 from crossrank.search.errors import ScoreError
-from crossrank.search.fusion import fuse_scores
 from crossrank.search.plan import SearchPlan
 from crossrank.search.source_filter import source_filterer
 from crossrank.types import Hit, JSONObject, Scores, hit_key

@@ -3,7 +3,7 @@
 A candidate is a window K, a normalisation and a blend weight alpha on the reranker (alpha 1
 is the reranker alone, ``score_mode: replace``), or ``off``: the first stage as it is. The
 ranking of a candidate is what the pipeline would answer: the top K re-ordered by
-``crossrank.search.fusion.fuse_scores`` (ties in first-stage order), the rest after them in
+``crossrank.fusion.fuse_scores`` (ties in first-stage order), the rest after them in
 first-stage order.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from crossrank.search.fusion import NORMALIZATIONS, fuse_scores
+from crossrank.fusion import NORMALIZATIONS, fuse_scores
 from crossrank.tune.collect import Window
 from crossrank.types import JSONObject
 

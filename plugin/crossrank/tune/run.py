@@ -15,8 +15,8 @@ from crossrank.search.hybrid_plan import has_vector_clause
 from crossrank.search.scoring import first_stage_kind
 from crossrank.tune.candidates import Candidate, grid, rank
 from crossrank.tune.collect import collect
-from crossrank.tune.command import TuneOptions, load_judgments, search_query
 from crossrank.tune.crossval import cross_validate, mean_ci
+from crossrank.tune.options import TuneOptions, load_judgments, search_query
 from crossrank.tune.report import CandidateResult, TuneReport, write_report
 
 
