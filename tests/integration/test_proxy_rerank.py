@@ -327,6 +327,26 @@ def test_scorer_failure_falls_back_to_first_stage(faulty_proxy: ServedProxy, pol
     assert all(set(h["_source"]) == {"year"} for h in response.json()["hits"]["hits"])
 
 
+def test_rerank_endpoint_falls_back_and_counts_as_search_does(faulty_proxy: ServedProxy,
+                                                              http: httpx.Client) -> None:
+    """``POST /_crossrank/rerank`` runs the search pipeline: a failing scorer gives the
+    documents in the order given with no score, marked fallback, and is counted."""
+    docs = ["a recipe for bread", "tumour growth in mice", "cancer cells"]
+    with httpx.Client(base_url=faulty_proxy.url, timeout=30) as client:
+        response = client.post("/_crossrank/rerank",
+                               json={"query": QUERY, "documents": docs, "top_n": 2})
+        metrics = client.get("/_crossrank/metrics").text
+    assert response.status_code == 200, response.text
+    assert response.headers["x-crossrank-status"] == "fallback"
+    assert response.headers["x-crossrank-reason"] == "scorer_error:RuntimeError"
+    assert [(r["index"], r["relevance_score"]) for r in response.json()["results"]] == [
+        (0, None), (1, None)]
+    assert ('crossrank_search_outcomes_total{arm="rerank",outcome="fallback",'
+            'policy="rerank-api",reason="scorer_error:RuntimeError"} 1.0') in metrics
+    ok = http.post("/_crossrank/rerank", json={"query": QUERY, "documents": docs})
+    assert ok.headers["x-crossrank-status"] == "reranked" and "server-timing" in ok.headers
+
+
 def test_budget_of_one_ms_falls_back(http: httpx.Client, admin_token: str,
                                      scifact_index: str, policy: str) -> None:
     headers = {"x-crossrank-admin-token": admin_token}

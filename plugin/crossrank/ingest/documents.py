@@ -13,15 +13,12 @@ from typing import Any
 import orjson
 
 from crossrank.config import EmbedSection
+from crossrank.ingest.errors import VectorPathError
 from crossrank.search.doc_text import source_text
 from crossrank.types import JSON, JSONObject
 
 __all__ = ["VectorPathError", "determines", "document_text", "is_absent", "merge_partial",
            "set_vector", "splice_top_level", "touches"]
-
-
-class VectorPathError(ValueError):
-    """The vector field cannot be set: something that is not an object is in the way."""
 
 
 def document_text(source: JSON, embed: EmbedSection) -> str | None:

@@ -11,19 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from crossrank.ingest.errors import EmbeddingError
 from crossrank.ingest.plan import IngestPlan, Slot
 from crossrank.models.protocols import TextEmbedder
 
-__all__ = ["EmbeddingError", "embed_plan", "embedding_dimension"]
-
-
-class EmbeddingError(Exception):
-    """The vectors of a request cannot be computed; nothing of the request may be written."""
-
-    def __init__(self, model: str, reason: str) -> None:
-        super().__init__(f"embedding with model [{model}] failed: {reason}")
-        self.model = model
-        self.reason = reason
+__all__ = ["embed_plan", "embedding_dimension"]
 
 
 async def embedding_dimension(embedder: object, model: str) -> int | None:

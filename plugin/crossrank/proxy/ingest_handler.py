@@ -28,7 +28,8 @@ from dataclasses import dataclass, field, replace
 import orjson
 
 from crossrank.config import EmbedSection, Policy
-from crossrank.ingest.embed import EmbeddingError, embed_plan, embedding_dimension
+from crossrank.ingest.embed import embed_plan, embedding_dimension
+from crossrank.ingest.errors import EmbeddingError
 from crossrank.ingest.plan import (
     IngestPlan,
     WriteOp,
