@@ -36,12 +36,13 @@ import orjson
 import uvicorn
 from opensearchpy import OpenSearch, helpers
 
-from crossrank.config import Policy, Settings, UpstreamSettings
+from crossrank.config import Settings, UpstreamSettings
 from crossrank.devnode import DevNode
 from crossrank.eval.datasets import load_dataset, read_corpus
 from crossrank.eval.metrics import means, score_rankings
 from crossrank.ingest.mapping import vector_mapping
 from crossrank.models import ModelRegistry
+from crossrank.policy import Policy
 from crossrank.proxy.retrieval import UpstreamRetriever
 from crossrank.proxy.upstream import Upstream
 from crossrank.search import pipeline

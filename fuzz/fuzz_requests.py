@@ -28,8 +28,8 @@ import orjson
 import pydantic  # noqa: F401  (imported before instrumentation: only crossrank is instrumented)
 
 with atheris.instrument_imports(include=["crossrank"]):
-    from crossrank.config import ABSplit, EmbedSection, Policy
     from crossrank.ingest.plan import Slot, bulk_ops, complete, plan_ingest, render, rewrite_bulk
+    from crossrank.policy import ABSplit, EmbedSection, Policy
     from crossrank.search.errors import NDJSONError, PlanError, ScoreError
     from crossrank.search.hybrid import rrf, rsf
     from crossrank.search.merge import document_texts, merge_response

@@ -19,10 +19,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from crossrank.config import Settings
 from crossrank.devnode import DevNode
-from crossrank.models.manifest import Manifest
-from crossrank.server import resolve_models
 
 REPO = Path(__file__).resolve().parents[1]
 INDEX = "scifact"
@@ -79,23 +76,14 @@ def index_corpus(proxy: str) -> None:
     print(f"indexed {len(docs)} SciFact documents in {time.monotonic() - began:.1f} s")
 
 
-def recommended_settings() -> dict[str, object]:
-    """The policy settings the default model's card recommends (score mode, window)."""
-    models = resolve_models(Settings(), REPO / "onnx_models")
-    if "default" not in models:
-        return {}
-    training = Manifest.read(models["default"]).training or {}
-    recommended = training.get("score_mode")
-    return dict(recommended) if isinstance(recommended, dict) else {}
-
-
 def enable_policy(proxy: str) -> bool:
     health = httpx.get(f"{proxy}/_crossrank/health", timeout=10).json()
     if health.get("models", {}).get("default") != "cross-encoder":
         print("no cross-encoder in onnx_models/: the proxy runs as a pass-through")
         return False
+    # no window or score mode: the model card's recommendation for a BM25 first stage applies
     policy = {"indices": [INDEX], "text_fields": ["title", "text"],
-              "template": "{title}. {text}", "window": 50, **recommended_settings()}
+              "template": "{title}. {text}"}
     r = httpx.put(f"{proxy}/_crossrank/policies/{INDEX}", timeout=30,
                   headers={"x-crossrank-admin-token": TOKEN}, json=policy)
     r.raise_for_status()

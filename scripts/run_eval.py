@@ -4,8 +4,8 @@
 2. starts `crossrank serve` in front of it on a free port, with the models in onnx_models/
    (the default cross-encoder must be there: `make models`);
 3. runs `crossrank eval` on datasets/scifact (the copy inside the repository) with qrels.tsv,
-   arms bm25 and bm25+rerank, windows 20, 50 and 100, scores blended as the default model's
-   card recommends (``--blend-alpha``);
+   arms bm25 and bm25+rerank, windows 20, 50 and 100; the eval policy sets no scoring, so the
+   proxy blends as the default model's card recommends for each kind of first stage;
 4. writes reports/eval/scifact/ (report.md, report.json, three PNG plots) and stops the proxy
    it started. The node keeps running for the next run; `make stop` stops it.
 
@@ -89,24 +89,6 @@ def run_eval_command(eval_args: list[str]) -> int:
     return 0
 
 
-def recommended_blend(models_dir: Path, eval_args: list[str]) -> list[str]:
-    """``--blend-alpha A`` as the default model's card recommends (chosen on SciFact's train
-    claims when it was trained), unless the caller chose a score mode."""
-    from crossrank.config import Settings
-    from crossrank.models.manifest import Manifest
-    from crossrank.server import resolve_models
-
-    if any(arg.startswith("--blend-alpha") for arg in eval_args):
-        return []
-    models = resolve_models(Settings(admin={"enabled": False}), models_dir)
-    if "default" not in models:
-        return []
-    recommended = (Manifest.read(models["default"]).training or {}).get("score_mode")
-    if isinstance(recommended, dict) and recommended.get("score_mode") == "blend":
-        return ["--blend-alpha", str(recommended["blend_alpha"])]
-    return []
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     parser.add_argument("--opensearch-port", type=int, default=int(
@@ -144,7 +126,7 @@ def main() -> None:
                      f"{models}); run `make models` first")
         eval_args = ["--dataset", str(args.dataset), "--qrels",
                      str(args.dataset / "qrels.tsv"), "--proxy", proxy, "--out", str(args.out),
-                     *recommended_blend(args.models_dir, args.eval_args), *args.eval_args]
+                     *args.eval_args]
         print("$ crossrank eval " + " ".join(eval_args), flush=True)
         sys.exit(run_eval_command(eval_args))
     finally:

@@ -2,7 +2,7 @@
 
 ``LIST_FUSIONS`` fuse the ranked lists of proxy-side hybrid retrieval (BM25 and k-NN) into its
 first stage; ``NORMALIZATIONS`` and ``fuse_scores`` make a reranked hit's final score. The
-policy validates names against these registries (``crossrank.config``), so a new method is
+policy validates names against these registries (``crossrank.policy``), so a new method is
 one function and one entry here.
 
 List fusion (``LIST_FUSIONS``, each ``(lists of (id, score or None), weights, rank_constant)``

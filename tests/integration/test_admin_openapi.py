@@ -32,7 +32,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from crossrank.config import Policy
+from crossrank.policy import Policy
 from crossrank.proxy.openapi import OPENAPI_PATH, document_bytes
 from crossrank.server import build_app
 

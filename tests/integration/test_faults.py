@@ -21,8 +21,8 @@ import httpx
 import pytest
 from opensearchpy import OpenSearch
 
-from crossrank.config import Policy
 from crossrank.devnode import DevNode
+from crossrank.policy import Policy
 from crossrank.server import build_app
 
 from proxy_fixtures import ServedProxy, free_port, proxy_settings

@@ -19,8 +19,9 @@ import orjson
 import pytest
 from opensearchpy import OpenSearch, helpers
 
-from crossrank.config import Policy, UpstreamSettings
+from crossrank.config import UpstreamSettings
 from crossrank.models import Embedder, ModelRegistry
+from crossrank.policy import Policy
 from crossrank.proxy.retrieval import UpstreamRetriever
 from crossrank.proxy.upstream import Upstream
 from crossrank.search.plan import plan_search

@@ -20,8 +20,9 @@ import orjson
 import pytest
 from opensearchpy import OpenSearch, helpers
 
-from crossrank.config import Policy, UpstreamSettings
+from crossrank.config import UpstreamSettings
 from crossrank.models import Embedder, ModelRegistry
+from crossrank.policy import Policy
 from crossrank.proxy.errors import NotFound
 from crossrank.proxy.http import Incoming
 from crossrank.proxy.index_mapping import EmbedderMissing, MappingMismatch, handle_index_mapping

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from crossrank.config import Policy
+from crossrank.policy import Policy
 from crossrank.proxy.policies_api import validation_reason
 from crossrank.proxy.rerank_api import RerankRequest
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from crossrank.config import Policy
 from crossrank.eval.arms import (
     BM25_QUERY,
     BUILTIN_ARMS,
@@ -19,6 +18,7 @@ from crossrank.eval.arms import (
 )
 from crossrank.eval.proxy_client import EvalError
 from crossrank.eval.runner import ArmRun, PolicySpec, check_outcomes, plan_runs, search_body
+from crossrank.policy import Policy
 
 
 def test_builtin_arms_and_query_text_is_a_json_value() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossrank.config import HybridSection
+from crossrank.policy import HybridSection
 from crossrank.search.errors import HybridSkip
 from crossrank.search.hybrid_plan import fuse, knn_filter, plan_hybrid
 

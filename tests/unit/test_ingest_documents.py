@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossrank.config import EmbedSection
 from crossrank.ingest.documents import (
     VectorPathError,
     determines,
@@ -18,6 +17,7 @@ from crossrank.ingest.documents import (
     splice_top_level,
     touches,
 )
+from crossrank.policy import EmbedSection
 
 EMBED = EmbedSection(model="minilm", vector_field="emb", text_fields=["title", "meta.abstract"],
                      separator=" | ")

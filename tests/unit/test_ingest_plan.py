@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.config import EmbedSection
 from crossrank.ingest.plan import (
     Slot,
     WriteOp,
@@ -19,6 +18,7 @@ from crossrank.ingest.plan import (
     rewrite_bulk,
 )
 from crossrank.ndjson import NDJSONError
+from crossrank.policy import EmbedSection
 
 EMBED = EmbedSection(model="minilm", vector_field="emb", text_fields=["title", "text"],
                      template="{title}. {text}", separator=" ")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from crossrank.config import Policy, policy_model_problems
+from crossrank.policy import Policy, policy_model_problems
 
 
 def policy(**fields: Any) -> Policy:

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crossrank.config import Policy
 from crossrank.models.errors import QueueFull
+from crossrank.policy import Policy
 from crossrank.search import pipeline
 from crossrank.search.plan import SearchPlan, plan_inline, plan_search
 from crossrank.search.retrieval import InlineRetriever, Retrieval

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.config import ABSplit, Policy
+from crossrank.policy import ABSplit, Policy
 from crossrank.search.plan import CROSSRANK_PARAMS, PlanError, bucket, plan_search
 
 POLICY = Policy(name="docs", text_fields=["title", "text"], window=50, max_window=100)

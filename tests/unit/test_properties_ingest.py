@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossrank.config import EmbedSection
 from crossrank.ingest.documents import is_absent
 from crossrank.ingest.plan import (
     MAX_DEPTH,
@@ -22,6 +21,7 @@ from crossrank.ingest.plan import (
     rewrite_bulk,
 )
 from crossrank.ndjson import NDJSONError, parse_bulk
+from crossrank.policy import EmbedSection
 from properties_profile import json_objects, json_values, props
 
 EMBED = EmbedSection(model="minilm", vector_field="emb", text_fields=["title", "text"],

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossrank.config import Policy
 from crossrank.fusion import min_max as minmax
+from crossrank.policy import Policy
 from crossrank.search.errors import ScoreError
 from crossrank.search.merge import document_texts, merge_response
 from crossrank.search.plan import SearchPlan, plan_search

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from crossrank.config import ABSplit, Policy
+from crossrank.policy import ABSplit, Policy
 from crossrank.search.errors import PlanError
 from crossrank.search.plan import CROSSRANK_PARAMS, SearchPlan, plan_search
 from properties_profile import NUMBERS, TEXTS, deep, json_objects, json_values, props

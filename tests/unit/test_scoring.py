@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from crossrank.config import Policy
 from crossrank.models.manifest import Scoring
+from crossrank.policy import Policy
 from crossrank.search.plan import plan_search
 from crossrank.search.scoring import first_stage_kind, resolve_scoring
 

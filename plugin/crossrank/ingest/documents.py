@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from crossrank.config import EmbedSection
 from crossrank.ingest.errors import VectorPathError
+from crossrank.policy import EmbedSection
 from crossrank.search.doc_text import source_text
 from crossrank.types import JSON, JSONObject
 

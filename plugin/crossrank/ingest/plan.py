@@ -31,7 +31,6 @@ from typing import Any, Literal
 
 import orjson
 
-from crossrank.config import EmbedSection
 from crossrank.ingest.documents import (
     VectorPathError,
     determines,
@@ -43,6 +42,7 @@ from crossrank.ingest.documents import (
     touches,
 )
 from crossrank.ndjson import json_depth, parse_bulk
+from crossrank.policy import EmbedSection
 from crossrank.types import JSONObject
 
 __all__ = ["Embedding", "IngestPlan", "Lookup", "Slot", "WriteOp", "bulk_ops", "complete",

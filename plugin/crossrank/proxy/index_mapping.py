@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 import orjson
 
-from crossrank.config import Policy
 from crossrank.ingest.embed import embedding_dimension
 from crossrank.ingest.mapping import check_mappings, index_body
+from crossrank.policy import Policy
 from crossrank.proxy.errors import (
     CrossrankError,
     DimensionUnknown,

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 
-from crossrank.config import EmbedSection, Policy
 from crossrank.ingest.embed import embed_plan, embedding_dimension
 from crossrank.ingest.errors import EmbeddingError
 from crossrank.ingest.plan import (
@@ -39,6 +38,7 @@ from crossrank.ingest.plan import (
     render,
     rewrite_bulk,
 )
+from crossrank.policy import EmbedSection, Policy
 from crossrank.proxy.errors import BadRequest, EmbeddingFailed, InvalidJSON
 from crossrank.proxy.http import Incoming, Send
 from crossrank.proxy.index_mapping import MappingCache, ensure_vector_mappings, upstream_failure

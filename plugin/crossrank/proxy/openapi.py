@@ -21,7 +21,7 @@ import orjson
 from pydantic.json_schema import models_json_schema
 
 import crossrank
-from crossrank.config import Policy
+from crossrank.policy import Policy
 from crossrank.proxy.admin_auth import ADMIN_TOKEN_HEADER
 from crossrank.proxy.rerank_api import RerankRequest
 

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from crossrank.config import AdminSettings, Policy, policy_model_problems
+from crossrank.config import AdminSettings
+from crossrank.policy import Policy, policy_model_problems
 from crossrank.proxy.admin_auth import check_token
 from crossrank.proxy.errors import InvalidJSON, InvalidPolicy, MethodNotAllowed, NotFound
 from crossrank.proxy.http import Incoming, Send, respond

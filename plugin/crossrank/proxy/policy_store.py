@@ -17,7 +17,7 @@ from urllib.parse import quote
 import orjson
 from pydantic import ValidationError
 
-from crossrank.config import Policy, policy_for
+from crossrank.policy import Policy, policy_for
 from crossrank.proxy.errors import CrossrankError, UpstreamError
 from crossrank.proxy.upstream import Upstream
 

@@ -22,9 +22,9 @@ from urllib.parse import urlencode
 
 import orjson
 
-from crossrank.config import HybridSection
 from crossrank.models.protocols import TextEmbedder
 from crossrank.ndjson import render_msearch
+from crossrank.policy import HybridSection
 from crossrank.proxy.upstream import Upstream
 from crossrank.search.errors import HybridSkip
 from crossrank.search.hybrid_plan import fuse, plan_hybrid

@@ -12,8 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from crossrank.config import Policy
 from crossrank.models.protocols import Scorer
+from crossrank.policy import Policy
 from crossrank.proxy.metrics import Metrics
 from crossrank.proxy.policy_store import PolicyStore
 from crossrank.proxy.retrieval import HYBRID_HEADER, UpstreamRetriever

@@ -35,8 +35,8 @@ from typing import Any
 
 import orjson
 
-from crossrank.config import HybridSection
 from crossrank.fusion import fuse_lists
+from crossrank.policy import HybridSection
 from crossrank.search.errors import HybridSkip
 from crossrank.search.query_text import extract_query_text
 from crossrank.search.source_filter import InvalidSourceFilter, parse_source_filter

@@ -38,8 +38,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from crossrank.config import Policy
 from crossrank.fusion import fuse_scores
+from crossrank.policy import Policy
 from crossrank.search.doc_text import source_text
 from crossrank.search.errors import ScoreError
 from crossrank.search.plan import SearchPlan

@@ -47,8 +47,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from crossrank.config import Policy
 from crossrank.models.manifest import FirstStageKind, Scoring
+from crossrank.policy import Policy
 from crossrank.search.errors import PlanError
 from crossrank.search.hybrid_plan import has_vector_clause
 from crossrank.search.query_text import extract_query_text, strip_query_string

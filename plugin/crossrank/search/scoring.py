@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from crossrank.config import Policy
 from crossrank.models.manifest import FirstStageKind, Scoring
+from crossrank.policy import Policy
 from crossrank.search.hybrid_plan import has_vector_clause, is_hybrid_clause, query_clauses
 from crossrank.types import JSON
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from crossrank.config import Policy
 from crossrank.eval.arms import Arm
 from crossrank.eval.metrics import score_rankings
 from crossrank.eval.proxy_client import EvalError, ProxyClient
 from crossrank.models.manifest import FirstStageKind, Manifest, Scoring
+from crossrank.policy import Policy
 from crossrank.search.hybrid_plan import has_vector_clause
 from crossrank.search.scoring import first_stage_kind
 from crossrank.tune.candidates import Candidate, grid, rank
