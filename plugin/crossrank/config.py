@@ -95,6 +95,10 @@ class Settings(Strict):
     """ONNX runs (token batches) at once per model (0: cores / intra_op_threads)."""
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     """ONNX Runtime's graph optimisation level when a model is loaded."""
+    execution_provider: Literal["cpu", "cuda", "tensorrt", "openvino"] = "cpu"
+    """Where the models run (``crossrank.models.onnx_session.PROVIDERS``): cuda and tensorrt
+    need the onnxruntime-gpu package and a GPU, openvino onnxruntime-openvino; a provider the
+    installed onnxruntime lacks stops the server at start-up with a clear error."""
     max_batch_tokens: int = Field(256, ge=8)
     """Padded tokens per ONNX run (a longer sequence runs alone); the runtime's own default,
     ``models.token_batches.DEFAULT_MAX_BATCH_TOKENS``, written out so that reading settings

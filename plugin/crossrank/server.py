@@ -50,6 +50,7 @@ def build_app(settings: Settings, models_dir: Path | None = None) -> CrossrankAp
                              parallel_runs=settings.parallel_runs,
                              max_batch_tokens=settings.max_batch_tokens,
                              graph_optimization=settings.graph_optimization,
+                             execution_provider=settings.execution_provider,
                              batching=limits)
     return CrossrankApp(settings, registry, registry.kinds)
 

@@ -140,7 +140,7 @@ def test_thread_and_batch_settings_reach_the_loaded_models(tiny_cross_encoder_di
     assert Settings().max_batch_tokens == DEFAULT_MAX_BATCH_TOKENS  # written out twice
     settings = Settings(models={"rerank": tiny_cross_encoder_dir}, parallel_runs=3,
                         max_batch_tokens=64, graph_optimization="basic",
-                        admin={"enabled": False})
+                        execution_provider="cpu", admin={"enabled": False})
     app = build_app(settings)
     registry = app.scorer
     assert isinstance(registry, ModelRegistry)
@@ -149,5 +149,6 @@ def test_thread_and_batch_settings_reach_the_loaded_models(tiny_cross_encoder_di
         assert model.max_batch_tokens == 64 and model._session.parallel_runs == 3
         options = model._session._session.get_session_options()
         assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        assert model._session.providers == ["CPUExecutionProvider"]
     finally:
         registry.close()

@@ -36,12 +36,13 @@ class Embedder:
 
     @classmethod
     def load(cls, directory: Path, *, intra_op_threads: int = 1, parallel_runs: int = 0,
-             graph_optimization: str = "all",
+             graph_optimization: str = "all", execution_provider: str = "cpu",
              max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
              verify_checksums: bool = True) -> Embedder:
         files = open_model_dir(directory, intra_op_threads=intra_op_threads,
                                parallel_runs=parallel_runs,
                                graph_optimization=graph_optimization,
+                               execution_provider=execution_provider,
                                verify_checksums=verify_checksums)
         return cls(files.manifest, files.session, files.tokenizer,
                    max_batch_tokens=max_batch_tokens)

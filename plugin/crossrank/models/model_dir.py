@@ -18,12 +18,14 @@ class ModelFiles:
 
 
 def open_model_dir(directory: Path, *, intra_op_threads: int = 1, parallel_runs: int = 0,
-                   graph_optimization: str = "all", verify_checksums: bool = True) -> ModelFiles:
+                   graph_optimization: str = "all", execution_provider: str = "cpu",
+                   verify_checksums: bool = True) -> ModelFiles:
     """Read ``crossrank.json``, check the files against its checksums (unless told not to),
     and open the ONNX session and the tokenizer it names."""
     manifest = Manifest.read(directory)
     if verify_checksums:
         manifest.verify(directory)
     session = OnnxSession(directory / manifest.model_file, intra_op_threads=intra_op_threads,
-                          parallel_runs=parallel_runs, graph_optimization=graph_optimization)
+                          parallel_runs=parallel_runs, graph_optimization=graph_optimization,
+                          execution_provider=execution_provider)
     return ModelFiles(manifest, session, Tokenizer(directory / manifest.tokenizer_file))

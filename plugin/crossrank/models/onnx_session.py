@@ -1,4 +1,5 @@
-"""One ONNX Runtime CPU session: how it is configured, and feeding it a padded batch."""
+"""One ONNX Runtime session: how it is configured (threads, graph level, execution provider),
+and feeding it a padded batch."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from crossrank.models.errors import ManifestError
+from crossrank.models.errors import ManifestError, ModelError
 from crossrank.models.token_batches import Batch
 
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
@@ -24,6 +25,10 @@ _LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+# crossrank's names for ONNX Runtime's execution providers; CPU is always the fallback, for
+# operators the device's provider does not take
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+             "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
 _KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -45,6 +50,22 @@ def parallel_runs_for(intra_op_threads: int, parallel_runs: int) -> int:
     return max(1, cores // intra_op_threads) if intra_op_threads > 0 else 1
 
 
+def execution_providers(name: str) -> list[str]:
+    """ONNX Runtime's providers for crossrank's ``execution_provider`` setting, CPU last; a
+    provider this onnxruntime build lacks (``cuda`` needs the onnxruntime-gpu package and a
+    GPU) is a clear error, never a silent fall back to the CPU."""
+    if name not in PROVIDERS:
+        raise ValueError(f"execution_provider must be one of {', '.join(PROVIDERS)}, "
+                         f"got {name!r}")
+    available = ort.get_available_providers()
+    if PROVIDERS[name] not in available:
+        offered = ", ".join(k for k, v in PROVIDERS.items() if v in available)
+        raise ModelError(f"execution provider {name!r} ({PROVIDERS[name]}) is not available "
+                         f"in this onnxruntime build (it offers: {offered}); for cuda and "
+                         "tensorrt install onnxruntime-gpu on a machine with an NVIDIA GPU")
+    return [PROVIDERS[name]] + (["CPUExecutionProvider"] if name != "cpu" else [])
+
+
 class OnnxSession:
     """A CPU ``InferenceSession``. ``run`` is safe to call from several threads at once.
 
@@ -56,7 +77,7 @@ class OnnxSession:
     """
 
     def __init__(self, path: Path, *, intra_op_threads: int = 1, parallel_runs: int = 0,
-                 graph_optimization: str = "all") -> None:
+                 graph_optimization: str = "all", execution_provider: str = "cpu") -> None:
         if graph_optimization not in _LEVELS:
             raise ValueError(f"graph_optimization must be one of {sorted(_LEVELS)}, "
                              f"got {graph_optimization!r}")
@@ -64,6 +85,7 @@ class OnnxSession:
             raise ValueError("intra_op_threads must be >= 0 (0: one per core)")
         if parallel_runs < 0:
             raise ValueError("parallel_runs must be >= 0 (0: as many as fit the cores)")
+        providers = execution_providers(execution_provider)
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
@@ -72,7 +94,7 @@ class OnnxSession:
         options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(str(path), options,
-                                                 providers=["CPUExecutionProvider"])
+                                                 providers=providers)
         except Exception as exc:  # onnxruntime's own exception types are not exported stably
             raise ManifestError(f"{path}: ONNX Runtime cannot load the model: {exc}") from exc
         self.inputs: dict[str, Any] = {}
@@ -110,6 +132,11 @@ class OnnxSession:
                 yield batch, self.run(batch, output)
             return
         yield from self._runners.map(lambda batch: (batch, self.run(batch, output)), batches)
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session runs on, in order of preference."""
+        return list(self._session.get_providers())
 
     def close(self) -> None:
         """Stop the runner threads (idle ones exit with the process anyway)."""

@@ -39,6 +39,7 @@ class ModelRegistry:
 
     def __init__(self, models: Mapping[str, Path], *, intra_op_threads: int = 1,
                  parallel_runs: int = 0, graph_optimization: str = "all",
+                 execution_provider: str = "cpu",
                  max_workers: int | None = None,
                  max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
                  batching: BatchLimits | None = None) -> None:
@@ -51,6 +52,7 @@ class ModelRegistry:
         self._intra_op_threads = intra_op_threads
         self._parallel_runs = parallel_runs
         self._graph_optimization = graph_optimization
+        self._execution_provider = execution_provider
         self._max_batch_tokens = max_batch_tokens
         self._loaded: dict[str, CrossEncoder | Embedder] = {}
         self._batching = batching
@@ -147,6 +149,7 @@ class ModelRegistry:
                 model = loader(self._paths[name], intra_op_threads=self._intra_op_threads,
                                parallel_runs=self._parallel_runs,
                                graph_optimization=self._graph_optimization,
+                               execution_provider=self._execution_provider,
                                max_batch_tokens=self._max_batch_tokens)
                 self._loaded[name] = model
         return model
