@@ -46,9 +46,10 @@ All functions are pure: lists in, lists out, no numpy needed for a window of a f
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["LIST_FUSIONS", "NORMALIZATIONS", "RRF_RANK_CONSTANT", "fuse_lists", "fuse_scores",
+__all__ = ["HYBRID_SIGNALS", "LIST_FUSIONS", "NORMALIZATIONS", "RRF_RANK_CONSTANT", "blend",
+           "fuse_lists", "fuse_scores",
            "min_max", "rrf", "rrf_ranks", "rsf", "z_score"]
 
 RRF_RANK_CONSTANT = 60
@@ -121,6 +122,22 @@ def fuse_scores(rerank: Sequence[float], signals: Sequence[Values], *, alpha: fl
                 for i, value in enumerate(normalize(signal)):
                     final[i] += (1.0 - alpha) * share * value
     return final
+
+
+HYBRID_SIGNALS = ("bm25", "knn")
+"""The separate first-stage signals of proxy-side hybrid, in ``hybrid.weights`` order."""
+
+
+def blend(rerank: Sequence[float], first_stage: Values,
+          signals: Mapping[str, Values] | None = None, *, alpha: float,
+          normalization: str = "min_max",
+          weights: Sequence[float] | None = None) -> list[float]:
+    """The blended final score of each window hit: the reranker with the BM25 and k-NN signals
+    (``weights``) when ``signals`` holds both, else with the hit's own first-stage score."""
+    if signals is not None and set(HYBRID_SIGNALS) <= set(signals):
+        return fuse_scores(rerank, [signals[name] for name in HYBRID_SIGNALS], alpha=alpha,
+                           normalization=normalization, weights=weights)
+    return fuse_scores(rerank, [first_stage], alpha=alpha, normalization=normalization)
 
 
 def _shares(weights: Sequence[float] | None, count: int) -> list[float]:

@@ -46,16 +46,16 @@ def test_the_cards_advice_against_reranking_binds_only_a_policy_without_a_score_
 
 def test_the_kind_of_first_stage() -> None:
     hybrid = policy(hybrid=HYBRID)
-    assert first_stage_kind(hybrid, MATCH, proxy_hybrid=True) == "hybrid"
-    assert first_stage_kind(policy(hybrid={**HYBRID, "weights": [0, 1]}), MATCH,
-                            proxy_hybrid=True) == "knn"
-    assert first_stage_kind(policy(), MATCH, proxy_hybrid=False) == "bm25"
-    assert first_stage_kind(policy(), {"knn": {"v": {"vector": [1], "k": 3}}},
-                            proxy_hybrid=False) == "knn"
-    native = {"hybrid": {"queries": [MATCH, {"knn": {"v": {"vector": [1], "k": 3}}}]}}
-    assert first_stage_kind(policy(), native, proxy_hybrid=False) == "hybrid"
-    assert first_stage_kind(policy(), {"match": {"hybrid": "a field named hybrid"}},
-                            proxy_hybrid=False) == "bm25"
+    knn = {"knn": {"v": {"vector": [1], "k": 3}}}
+    assert first_stage_kind(hybrid, MATCH) == "hybrid"
+    assert first_stage_kind(hybrid, MATCH, has_text=False) == "bm25"  # nothing to embed
+    assert first_stage_kind(hybrid, knn) == "knn"  # the client's own vector query
+    assert first_stage_kind(policy(hybrid={**HYBRID, "weights": [0, 1]}), MATCH) == "knn"
+    assert first_stage_kind(policy(), MATCH) == "bm25"
+    assert first_stage_kind(policy(), knn) == "knn"
+    native = {"hybrid": {"queries": [MATCH, knn]}}
+    assert first_stage_kind(policy(), native) == "hybrid"
+    assert first_stage_kind(policy(), {"match": {"hybrid": "a field named hybrid"}}) == "bm25"
 
 
 def test_plans_carry_the_resolved_scoring() -> None:

@@ -22,7 +22,8 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-def _windows(value: str) -> tuple[int, ...]:
+def parse_windows(value: str) -> tuple[int, ...]:
+    """``20,50,100`` -> (20, 50, 100); the window flags of ``eval`` and ``tune``."""
     try:
         windows = tuple(int(part) for part in _csv(value))
     except ValueError as exc:
@@ -87,7 +88,7 @@ def eval_command(
     judged data, through the proxy; write report.md, report.json and plots."""
     options = EvalOptions(
         dataset=dataset, qrels=qrels, arms=_csv(arms), arms_file=arms_file,
-        windows=_windows(window), index=index, out=out, proxy=proxy, admin_token=admin_token,
+        windows=parse_windows(window), index=index, out=out, proxy=proxy, admin_token=admin_token,
         models=_csv(model) or ("default",), embedder=embedder, size=size, analyzer=analyzer,
         rerank_only=rerank_only, manage_policy=policy, reindex=reindex, limit=limit,
         warmup=warmup, template=template, progress=progress, blend_alpha=blend_alpha)

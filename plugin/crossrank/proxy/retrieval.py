@@ -71,11 +71,15 @@ class UpstreamRetriever:
 
     async def _plain_search(self, search: Retrieval) -> FirstStage:
         plan = search.plan
+        return await self._search(search.path, plan.upstream_params, plan.upstream_body or {})
+
+    async def _search(self, path: str, params: Sequence[tuple[str, str]], body: JSONObject,
+                      hybrid: str | None = None) -> FirstStage:
+        """One ``_search`` upstream; ``hybrid`` says why BM25 answers a hybrid search alone."""
         response = await self._upstream.request(
-            "POST", search.path, urlencode(plan.upstream_params).encode(),
-            self._headers + [(b"content-type", b"application/json")],
-            orjson.dumps(plan.upstream_body or {}))
-        return FirstStage.parsed(response.status_code, response.content)
+            "POST", path, urlencode(params).encode(),
+            self._headers + [(b"content-type", b"application/json")], orjson.dumps(body))
+        return FirstStage.parsed(response.status_code, response.content, hybrid)
 
     async def _plain_msearch(self, searches: Sequence[Retrieval]) -> list[FirstStage]:
         assert self._msearch is not None
@@ -106,14 +110,14 @@ class UpstreamRetriever:
         try:
             request = plan_hybrid(plan.upstream_body, params, hybrid, from_=from_, size=size)
         except HybridSkip as exc:
-            return await self._bm25_alone(search, from_, size, f"skipped:{exc.reason}")
+            return await self._bm25_alone(search, params, from_, size, f"skipped:{exc.reason}")
         try:
             if not isinstance(self._embedder, TextEmbedder):
                 raise TypeError("no embedder runtime")
             vector = (await self._embedder.embed(hybrid.model, [plan.query_text]))[0]
         except Exception as exc:  # the query cannot be embedded: BM25 alone
             log.warning("hybrid: embedding the query with [%s] failed: %s", hybrid.model, exc)
-            return await self._bm25_alone(search, from_, size, "fallback:embed_error")
+            return await self._bm25_alone(search, params, from_, size, "fallback:embed_error")
 
         path = search.path.rstrip("/").removesuffix("/_search") + "/_msearch"
         response = await self._upstream.request(
@@ -139,16 +143,10 @@ class UpstreamRetriever:
         return _composed(200, fused, hybrid.fusion,
                          {"bm25": _scores(bm25), "knn": _scores(knn)})
 
-    async def _bm25_alone(self, search: Retrieval, from_: int, size: int,
-                          outcome: str) -> FirstStage:
-        plan = search.plan
-        body = dict(plan.upstream_body or {})
-        body["from"], body["size"] = from_, size
-        params = [(k, v) for k, v in plan.upstream_params if k not in ("from", "size")]
-        response = await self._upstream.request(
-            "POST", search.path, urlencode(params).encode(),
-            self._headers + [(b"content-type", b"application/json")], orjson.dumps(body))
-        return FirstStage.parsed(response.status_code, response.content, outcome)
+    async def _bm25_alone(self, search: Retrieval, params: Sequence[tuple[str, str]],
+                          from_: int, size: int, outcome: str) -> FirstStage:
+        body = {**(search.plan.upstream_body or {}), "from": from_, "size": size}
+        return await self._search(search.path, params, body, outcome)
 
 
 def _hybrid_section(search: Retrieval) -> HybridSection | None:

@@ -149,7 +149,6 @@ def _has_own_params(request: Incoming) -> bool:
 
 
 def _upstream_headers(request: Incoming) -> list[tuple[bytes, bytes]]:
-    # crossrank reads this answer itself, so it asks for it uncompressed; each request it
-    # makes sets its own content type.
-    return [(k, v) for k, v in request.headers
-            if k.lower() not in _ENCODINGS and k.lower() != b"content-type"]
+    # crossrank reads this answer itself, so it asks for it uncompressed (the retriever sets
+    # each request's own content type)
+    return [(k, v) for k, v in request.headers if k.lower() not in _ENCODINGS]

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from crossrank.fusion import fuse_scores
+from crossrank.fusion import HYBRID_SIGNALS, blend
 from crossrank.policy import Policy
 from crossrank.search.doc_text import source_text
 from crossrank.search.errors import ScoreError
@@ -111,10 +111,9 @@ def merge_response(plan: SearchPlan, response: JSONObject, scores: Scores | Sequ
                 "rerank_score": _raw(scores, position) if reranked else None,
             }
             if by_signal is not None:
-                names, values, _ = by_signal
                 hit["_crossrank"]["signals"] = {
                     name: column[position] if position < len(window) else None
-                    for name, column in zip(names, values, strict=True)}
+                    for name, column in by_signal.items()}
         page.append(hit)
 
     section = dict(hits_section)
@@ -134,25 +133,21 @@ def _restore_source(hit: Hit, plan: SearchPlan,
             hit["_source"] = restore(hit["_source"])
 
 
-BySignal = tuple[list[str], list[list[float | None]], list[float]]
-"""(signal names, each signal's value per window hit, their weights)."""
-
-
 def _by_signal(plan: SearchPlan, window: list[Hit],
-               signals: Mapping[str, Mapping[str, float]] | None) -> BySignal | None:
-    """The separate first-stage signals of a hybrid window, when the retriever gave both."""
-    hybrid = plan.policy.hybrid if plan.policy is not None else None
-    if not signals or hybrid is None or not {"bm25", "knn"} <= set(signals):
+               signals: Mapping[str, Mapping[str, float]] | None
+               ) -> dict[str, list[float | None]] | None:
+    """Each hybrid signal's value per window hit (None where a side lacks the hit), when the
+    retriever gave them and the policy is hybrid."""
+    if not signals or plan.policy is None or plan.policy.hybrid is None \
+            or not set(HYBRID_SIGNALS) <= set(signals):
         return None
     keys = [hit_key(hit) if isinstance(hit, dict) else None for hit in window]
-    names = ["bm25", "knn"]
-    values = [[signals[name].get(key) if key is not None else None for key in keys]
-              for name in names]
-    return names, values, list(hybrid.weights)
+    return {name: [signals[name].get(key) if key is not None else None for key in keys]
+            for name in HYBRID_SIGNALS}
 
 
 def _final_scores(plan: SearchPlan, window: list[Hit], scores: Scores | Sequence[float] | None,
-                  by_signal: BySignal | None) -> list[float] | None:
+                  by_signal: dict[str, list[float | None]] | None) -> list[float] | None:
     if scores is None:
         return None
     if len(scores) != len(window):
@@ -163,13 +158,10 @@ def _final_scores(plan: SearchPlan, window: list[Hit], scores: Scores | Sequence
     scoring = plan.scoring
     if scoring.score_mode == "replace":
         return rerank
-    if by_signal is not None:
-        _, values, weights = by_signal
-        return fuse_scores(rerank, values, alpha=scoring.blend_alpha,
-                           normalization=scoring.normalization, weights=weights)
-    first = [_first_stage(hit) for hit in window]
-    return fuse_scores(rerank, [first], alpha=scoring.blend_alpha,
-                       normalization=scoring.normalization)
+    hybrid = plan.policy.hybrid if plan.policy is not None else None
+    return blend(rerank, [_first_stage(hit) for hit in window], by_signal,
+                 alpha=scoring.blend_alpha, normalization=scoring.normalization,
+                 weights=hybrid.weights if hybrid is not None else None)
 
 
 def _raw(scores: Scores | Sequence[float] | None, index: int) -> float:

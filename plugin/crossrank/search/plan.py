@@ -50,7 +50,6 @@ from typing import Literal
 from crossrank.models.manifest import FirstStageKind, Scoring
 from crossrank.policy import Policy
 from crossrank.search.errors import PlanError
-from crossrank.search.hybrid_plan import has_vector_clause
 from crossrank.search.query_text import extract_query_text, strip_query_string
 from crossrank.search.scoring import Card, first_stage_kind, resolve_scoring
 from crossrank.search.source_filter import (
@@ -151,10 +150,8 @@ def plan_search(body: JSONObject | None, params: Sequence[tuple[str, str]],
     if policy is None:
         return bypass("no_policy", None)
     query_text = _query_text(options, upstream_body, upstream_params)
-    query = (upstream_body or {}).get("query")
-    hybrid = policy.hybrid
-    kind = first_stage_kind(policy, query, proxy_hybrid=hybrid is not None and hybrid.enabled
-                            and query_text is not None and not has_vector_clause(query))
+    kind = first_stage_kind(policy, (upstream_body or {}).get("query"),
+                            has_text=query_text is not None)
     scoring, source = resolve_scoring(policy, kind, card)
     window = options.window or scoring.window
     scoring = scoring.model_copy(update={"window": window})

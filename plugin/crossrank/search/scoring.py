@@ -33,10 +33,11 @@ Card = Mapping[FirstStageKind, Scoring]
 _SCORING_FIELDS = ("score_mode", "blend_alpha", "normalization", "window")
 
 
-def first_stage_kind(policy: Policy, query: JSON, *, proxy_hybrid: bool) -> FirstStageKind:
-    """The kind of the search's first stage; ``proxy_hybrid``: the proxy runs it as hybrid."""
+def first_stage_kind(policy: Policy, query: JSON, *, has_text: bool = True) -> FirstStageKind:
+    """The kind of the search's first stage; ``has_text``: the search has query text (without
+    it, proxy-side hybrid has nothing to embed and BM25 answers as sent)."""
     hybrid = policy.hybrid
-    if proxy_hybrid and hybrid is not None:
+    if hybrid is not None and hybrid.enabled and has_text and not has_vector_clause(query):
         bm25_weight, knn_weight = hybrid.weights
         if bm25_weight == 0:
             return "knn"

@@ -3,7 +3,7 @@
 A candidate is a window K, a normalisation and a blend weight alpha on the reranker (alpha 1
 is the reranker alone, ``score_mode: replace``), or ``off``: the first stage as it is. The
 ranking of a candidate is what the pipeline would answer: the top K re-ordered by
-``crossrank.fusion.fuse_scores`` (ties in first-stage order), the rest after them in
+``crossrank.fusion.blend`` (ties in first-stage order), the rest after them in
 first-stage order.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from crossrank.fusion import NORMALIZATIONS, fuse_scores
+from crossrank.fusion import NORMALIZATIONS, blend
 from crossrank.tune.collect import Window
 from crossrank.types import JSONObject
 
@@ -71,12 +71,10 @@ def rank(window: Window, candidate: Candidate,
     scores = [float(score) for score in rerank if score is not None]
     if candidate.alpha >= 1.0:
         final = scores
-    elif window.signals and {"bm25", "knn"} <= set(window.signals):
-        final = fuse_scores(scores, [window.signals["bm25"][:k], window.signals["knn"][:k]],
-                            alpha=candidate.alpha, normalization=candidate.normalization,
-                            weights=weights)
     else:
-        final = fuse_scores(scores, [window.first_stage[:k]], alpha=candidate.alpha,
-                            normalization=candidate.normalization)
+        final = blend(scores, window.first_stage[:k],
+                      {name: values[:k] for name, values in window.signals.items()},
+                      alpha=candidate.alpha, normalization=candidate.normalization,
+                      weights=weights)
     order = sorted(range(k), key=lambda i: -final[i])
     return [window.doc_ids[i] for i in order] + window.doc_ids[k:]

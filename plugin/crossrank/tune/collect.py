@@ -36,17 +36,14 @@ class Window:
 @dataclass(frozen=True)
 class Collected:
     windows: dict[str, Window]
-    window: int
     retrieve_ms: list[float]
     score_ms: list[float]
-    hybrid: bool
 
 
 def collect(client: ProxyClient, index: str, queries: Mapping[str, str], arm: Arm,
             window: int, *, progress: bool = True) -> Collected:
     windows: dict[str, Window] = {}
     retrieve, score = [], []
-    hybrid = False
     params = {"rerank": "true", "rerank_window": str(window)}
     for qid, text in tqdm(queries.items(), desc="collecting", unit="query", file=sys.stderr,
                           disable=not progress, dynamic_ncols=True):
@@ -57,11 +54,10 @@ def collect(client: ProxyClient, index: str, queries: Mapping[str, str], arm: Ar
             raise EvalError(f"query {qid!r} was not reranked (X-Crossrank-Status: "
                             f"{answer.status or 'absent'}, reason: {answer.reason or 'none'}); "
                             "check the policy covers the index and its model is loaded")
-        hybrid = hybrid or (bool(answer.hybrid) and ":" not in answer.hybrid)
         windows[qid] = window_of(answer.body.get("hits", {}).get("hits", []))
         retrieve.append(answer.server_timing.get("retrieve", 0.0))
         score.append(answer.server_timing.get("score", 0.0))
-    return Collected(windows, window, retrieve, score, hybrid)
+    return Collected(windows, retrieve, score)
 
 
 def window_of(hits: list[Any]) -> Window:

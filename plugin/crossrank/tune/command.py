@@ -12,18 +12,9 @@ from typing import Annotated
 import orjson
 import typer
 
+from crossrank.eval.command import parse_windows
 from crossrank.eval.datasets import DatasetError
 from crossrank.tune.options import TuneOptions
-
-
-def _windows(value: str) -> tuple[int, ...]:
-    try:
-        windows = tuple(int(p) for p in value.split(",") if p.strip())
-    except ValueError as exc:
-        raise typer.BadParameter(f"expected comma-separated integers, got {value!r}") from exc
-    if not windows or min(windows) < 1:
-        raise typer.BadParameter("windows must be positive integers")
-    return windows
 
 
 def tune_command(
@@ -57,7 +48,7 @@ def tune_command(
 ) -> None:
     """Choose a policy's scoring settings (window, blend, normalisation, or reranking off) by
     cross-validation on judged queries, through the proxy; write tune.md, tune.json, tune.png."""
-    options = TuneOptions(policy, dataset, qrels, judgments, index, query, _windows(windows),
+    options = TuneOptions(policy, dataset, qrels, judgments, index, query, parse_windows(windows),
                           folds, seed, proxy, admin_token, apply, write_card, out, limit,
                           progress)
     try:

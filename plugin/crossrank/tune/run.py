@@ -11,7 +11,6 @@ from crossrank.eval.metrics import score_rankings
 from crossrank.eval.proxy_client import EvalError, ProxyClient
 from crossrank.models.manifest import FirstStageKind, Manifest, Scoring
 from crossrank.policy import Policy
-from crossrank.search.hybrid_plan import has_vector_clause
 from crossrank.search.scoring import first_stage_kind
 from crossrank.tune.candidates import Candidate, grid, rank
 from crossrank.tune.collect import collect
@@ -45,9 +44,7 @@ def run_tune(options: TuneOptions) -> tuple[TuneReport, dict[str, Path]]:
         results = {c.name: _result(c, list(scores[c.name].values()), retrieve, score, widest,
                                    options.seed) for c in candidates}
         chosen = next(c for c in candidates if c.name == cv.recommended)
-        proxy_hybrid = policy.hybrid is not None and policy.hybrid.enabled \
-            and not has_vector_clause(query)
-        kind = first_stage_kind(policy, query, proxy_hybrid=proxy_hybrid)
+        kind = first_stage_kind(policy, query)
         notes = []
         if options.apply:
             client.put_policy(policy.name, {**policy.model_dump(mode="json"),
