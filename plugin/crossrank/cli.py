@@ -11,7 +11,7 @@ import typer
 from crossrank.devnode import DevNode, NodeError
 from crossrank.devnode.node import default_home
 from crossrank.eval.command import eval_command
-from crossrank.train.command import train_command
+from crossrank.train.command import finetune_command, train_command
 from crossrank.tune.command import tune_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -202,6 +202,7 @@ def trim_command(
 app.command("eval")(eval_command)
 app.command("tune")(tune_command)
 app.command("train")(train_command)
+app.command("finetune")(finetune_command)
 
 
 if __name__ == "__main__":

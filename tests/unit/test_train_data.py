@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -10,8 +11,14 @@ import pytest
 
 from crossrank.eval.datasets import Document
 from crossrank.train.config import TrainConfig
-from crossrank.train.data import find_scifact, load_scifact, load_wikiqa, sentences, split_claims
-from crossrank.train.groups import claim_groups, make_synthetic, synthetic_groups, wikiqa_groups
+from crossrank.train.data import find_scifact, load_scifact, load_wikiqa, sentences, split_queries
+from crossrank.train.groups import (
+    judged_groups,
+    make_synthetic,
+    synthetic_groups,
+    wikiqa_groups,
+    with_teacher,
+)
 
 CORPUS = {
     f"d{i}": Document(f"d{i}", f"Title number {i} about topic {i % 3}",
@@ -24,9 +31,9 @@ CORPUS = {
 
 def test_split_is_seeded_disjoint_and_complete() -> None:
     ids = [str(i) for i in range(100)]
-    first = split_claims(ids, 0.2, seed=13)
-    again = split_claims(list(reversed(ids)), 0.2, seed=13)
-    other = split_claims(ids, 0.2, seed=14)
+    first = split_queries(ids, 0.2, seed=13)
+    again = split_queries(list(reversed(ids)), 0.2, seed=13)
+    other = split_queries(ids, 0.2, seed=14)
     assert first == again  # the order claims arrive in does not matter, the seed does
     assert first.validation != other.validation
     assert len(first.validation) == 20
@@ -36,7 +43,7 @@ def test_split_is_seeded_disjoint_and_complete() -> None:
 
 def test_split_rejects_a_fraction_outside_zero_one() -> None:
     with pytest.raises(ValueError, match="val_fraction"):
-        split_claims(["1", "2"], 1.0, seed=1)
+        split_queries(["1", "2"], 1.0, seed=1)
 
 
 def test_sentences_split_on_sentence_ends_only() -> None:
@@ -87,23 +94,47 @@ def test_wikiqa_keeps_questions_with_a_right_and_a_wrong_answer(tmp_path: Path) 
                                                                             ["s2"])
 
 
-def test_claim_groups_put_the_positive_first_and_never_a_judged_negative() -> None:
-    qrels = {"1": {"d1", "d2"}}
-    ranked = {"claim:1": ["d2", "d5", "d1", "d6", "d7", "d8"]}
-    groups = claim_groups({"1": "claim one"}, qrels, ranked, CORPUS,
-                          lambda key, docs: [float(d[1:]) for d in docs],
-                          template="{title}. {text}", negatives=3, top=4, epochs=2,
-                          max_length=64, rng=random.Random(1))
-    assert len(groups) == 4  # two judged abstracts, two epochs
+def _text(doc_id: str) -> str:
+    return f"{CORPUS[doc_id].title}. {CORPUS[doc_id].text}"
+
+
+TEXTS = {doc_id: _text(doc_id) for doc_id in CORPUS}
+
+
+def test_judged_groups_put_the_positive_first_and_never_a_relevant_negative() -> None:
+    qrels = {"1": {"d1": 2, "d2": 1, "d6": 0}}
+    ranked = {"1": ["d2", "d5", "d1", "d6", "d7", "d8"]}
+    groups = judged_groups({"1": "claim one"}, qrels, ranked, TEXTS, negatives=3, top=4,
+                           epochs=2, max_length=64, rng=random.Random(1))
+    assert len(groups) == 4  # two relevant documents (any grade above 0), two epochs
     for group in groups:
-        assert group.docs[0] in {f"{CORPUS[d].title}. {CORPUS[d].text}" for d in ("d1", "d2")}
-        assert len(group.docs) == 4
+        assert group.docs[0] in {TEXTS["d1"], TEXTS["d2"]}
+        assert len(group.docs) == 4 and group.teacher is None
         negatives = group.docs[1:]
-        # only d5 and d6 are unjudged inside the top 4, so one negative is a random fill
-        assert {f"{CORPUS[d].title}. {CORPUS[d].text}" for d in ("d5", "d6")} <= set(negatives)
-        for judged in ("d1", "d2"):
-            assert f"{CORPUS[judged].title}. {CORPUS[judged].text}" not in negatives
-        assert group.teacher is not None and len(group.teacher) == 4
+        # d5 and the judged non-relevant d6 are the only others in the top 4: one random fill
+        assert {TEXTS["d5"], TEXTS["d6"]} <= set(negatives)
+        assert TEXTS["d1"] not in negatives and TEXTS["d2"] not in negatives
+
+
+def test_judged_groups_skip_a_relevant_document_the_index_lacks() -> None:
+    texts = {d: t for d, t in TEXTS.items() if d != "d1"}
+    groups = judged_groups({"1": "q"}, {"1": {"d1": 1, "d2": 1}}, {"1": ["d3", "d4"]}, texts,
+                           negatives=2, top=10, epochs=1, max_length=64, rng=random.Random(0))
+    assert [g.docs[0] for g in groups] == [TEXTS["d2"]]
+
+
+def test_the_teacher_scores_every_pair_in_group_order() -> None:
+    groups = judged_groups({"1": "q"}, {"1": {"d1": 1}}, {"1": ["d2", "d3"]}, TEXTS,
+                           negatives=2, top=10, epochs=1, max_length=64, rng=random.Random(0))
+    seen: list[tuple[str, str]] = []
+
+    def teacher(pairs: Sequence[tuple[str, str]]) -> list[float]:
+        seen.extend(pairs)
+        return [float(len(doc)) for _, doc in pairs]
+
+    [group] = with_teacher(groups, teacher)
+    assert seen == [("q", doc) for doc in group.docs]
+    assert group.teacher == tuple(float(len(doc)) for doc in group.docs)
 
 
 def test_title_queries_never_see_their_own_title() -> None:
@@ -111,7 +142,7 @@ def test_title_queries_never_see_their_own_title() -> None:
     assert [q.kind for q in made].count("title") == 3
     assert [q.kind for q in made].count("sentence") == 3
     ranked = {q.key: sorted(CORPUS) for q in made}
-    groups = synthetic_groups(made, ranked, CORPUS, None, template="{title}. {text}",
+    groups = synthetic_groups(made, ranked, CORPUS, template="{title}. {text}",
                               negatives=4, top=10, max_length=64, rng=random.Random(2))
     for query, group in zip(made, groups, strict=True):
         assert group.docs[0] == query.positive
@@ -127,7 +158,7 @@ def test_wikiqa_groups_are_bounded_by_the_candidates_there_are() -> None:
 
     questions = [WikiQAQuestion("q1", ["yes"], ["no1", "no2"]),
                  WikiQAQuestion("q2", ["yes2"], [f"n{i}" for i in range(10)])]
-    groups = wikiqa_groups(questions, None, negatives=7, count=5, max_length=32,
+    groups = wikiqa_groups(questions, negatives=7, count=5, max_length=32,
                            rng=random.Random(0))
     assert sorted(len(g.docs) for g in groups) == [3, 8]
     assert all(g.docs[0].startswith("yes") for g in groups)
@@ -139,12 +170,3 @@ def test_config_round_trips_through_the_manifest_dict() -> None:
     assert TrainConfig.from_dict(data) == config
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainConfig.from_dict({"sed": 1})
-
-
-def test_the_bm25_query_is_the_eval_arms_multi_match() -> None:
-    from crossrank.train.mining import bm25_query
-
-    assert bm25_query("claim", 30) == {
-        "size": 30, "_source": False,
-        "query": {"multi_match": {"query": "claim", "fields": ["title", "text"]}}}
-    assert bm25_query("claim", 5, 0.3)["query"]["multi_match"]["tie_breaker"] == 0.3

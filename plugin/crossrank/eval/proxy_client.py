@@ -102,6 +102,17 @@ class ProxyClient:
                      _server_timing(response.headers.get("server-timing")),
                      response.headers.get("x-crossrank-hybrid", ""))
 
+    def mget(self, index: str, ids: list[str], source: list[str]) -> dict[str, JSONObject]:
+        """``_source`` (only ``source`` fields) of each id that exists, through the proxy."""
+        response, _ = self._call("POST", f"/{quote(index, safe='')}/_mget",
+                                 body={"ids": ids}, params={"_source": ",".join(source)})
+        if response.status_code != 200:
+            raise EvalError(f"_mget on [{index}] failed with {response.status_code}: "
+                            f"{_reason(response)}")
+        docs = orjson.loads(response.content).get("docs", [])
+        return {str(doc["_id"]): doc.get("_source") or {} for doc in docs
+                if isinstance(doc, dict) and doc.get("found")}
+
     def rerank(self, query: str, documents: list[JSONObject], model: str) -> Timed:
         began = time.perf_counter()
         response, _ = self._call("POST", "/_crossrank/rerank", body={

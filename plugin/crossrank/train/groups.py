@@ -2,19 +2,23 @@
 
 Three sources, each a list of ``Group``s:
 
-- ``claim_groups``: a SciFact TRAIN claim, one judged abstract, and negatives drawn from its
-  BM25 top ``negatives_from_top`` (every judged abstract of the claim left out);
+- ``judged_groups``: a user's judged query, one relevant document, and negatives drawn from the
+  query's first-stage top ``negatives_from_top`` (every relevant document left out), the texts
+  as the index holds them (``proxy_mining``);
 - ``synthetic_groups``: corpus abstracts as their own queries (inverse cloze): a title for the
   abstract without it, or a sentence from the second half for the abstract without that
-  sentence; negatives are the query's BM25 hits minus the source document. No judgment is used;
+  sentence; negatives are the query's first-stage hits minus the source document. No
+  judgment is used;
 - ``wikiqa_groups``: a question, one correct sentence and wrong candidates of the same question.
 
-``teacher`` carries the bi-encoder's cosine for every (query, document) of the group, in
-order, for the distillation term of the loss.
+``teacher`` carries a teacher's score for every (query, document) of the group, in order, for
+the distillation term of the loss (``with_teacher``: the bi-encoder's cosine, or the starting
+cross-encoder's own logit, which keeps a fine-tune close to what it started from).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +26,8 @@ from dataclasses import dataclass
 from crossrank.eval.datasets import Document
 from crossrank.train.data import WikiQAQuestion, render, sentences
 
-Teacher = Callable[[str, Sequence[str]], list[float]]
-"""(query key, document keys) -> cosine for each document."""
+BatchTeacher = Callable[[Sequence[tuple[str, str]]], Sequence[float]]
+"""(query, document) text pairs -> the teacher's score of each, in order."""
 
 
 @dataclass(frozen=True)
@@ -84,57 +88,68 @@ def _negatives(ranked: Sequence[str], exclude: set[str], top: int, count: int,
     return picked
 
 
-def claim_groups(claims: Mapping[str, str], qrels: Mapping[str, set[str]],
-                 candidates: Mapping[str, Sequence[str]], corpus: Mapping[str, Document],
-                 teacher: Teacher | None, *, template: str, negatives: int, top: int,
-                 epochs: int, max_length: int, rng: random.Random) -> list[Group]:
-    corpus_ids = sorted(corpus)
+def judged_groups(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
+                  candidates: Mapping[str, Sequence[str]], texts: Mapping[str, str],
+                  *, negatives: int, top: int, epochs: int, max_length: int,
+                  rng: random.Random, source: str = "judged") -> list[Group]:
+    """One group per (query, relevant document) and epoch: the document against negatives
+    drawn from the query's top ``top`` candidates, every relevant document left out (a judged
+    non-relevant one may be drawn: it is a negative the user vouches for). Documents the
+    index lacks (no text) are skipped."""
+    pool_ids = sorted(texts)
     groups: list[Group] = []
     for _ in range(epochs):
-        for qid in sorted(claims):
-            for positive in sorted(qrels[qid]):
-                negs = _negatives(candidates[f"claim:{qid}"], qrels[qid], top, negatives,
-                                  corpus_ids, rng)
-                doc_ids = [positive, *negs]
-                groups.append(Group(
-                    "scifact", claims[qid], tuple(render(corpus[d], template) for d in doc_ids),
-                    None if teacher is None else tuple(teacher(f"claim:{qid}", doc_ids)),
-                    max_length))
+        for qid in sorted(queries):
+            relevant = {d for d, grade in qrels[qid].items() if grade > 0}
+            for positive in sorted(relevant):
+                if positive not in texts:
+                    continue
+                ranked = [d for d in candidates.get(qid, ()) if d in texts]
+                negs = _negatives(ranked, relevant, top, negatives, pool_ids, rng)
+                groups.append(Group(source, queries[qid],
+                                    tuple(texts[d] for d in (positive, *negs)), None,
+                                    max_length))
     return groups
+
+
+def with_teacher(groups: Sequence[Group], teacher: BatchTeacher | None) -> list[Group]:
+    """The groups with the teacher's score of every (query, document) pair filled in."""
+    if teacher is None:
+        return list(groups)
+    pairs = [(g.query, d) for g in groups for d in g.docs]
+    scores = teacher(pairs)
+    out: list[Group] = []
+    start = 0
+    for group in groups:
+        size = len(group.docs)
+        out.append(dataclasses.replace(group, teacher=tuple(scores[start:start + size])))
+        start += size
+    return out
 
 
 def synthetic_groups(queries: Sequence[SyntheticQuery],
                      candidates: Mapping[str, Sequence[str]], corpus: Mapping[str, Document],
-                     teacher: Teacher | None, *, template: str, negatives: int, top: int,
-                     max_length: int, rng: random.Random) -> list[Group]:
+                     *, template: str, negatives: int, top: int, max_length: int,
+                     rng: random.Random) -> list[Group]:
     corpus_ids = sorted(corpus)
     groups: list[Group] = []
     for query in queries:
-        negs = _negatives(candidates[query.key], {query.doc_id}, top, negatives, corpus_ids,
-                          rng)
+        ranked = [d for d in candidates.get(query.key, ()) if d in corpus]
+        negs = _negatives(ranked, {query.doc_id}, top, negatives, corpus_ids, rng)
         # a title query must not find its own title in any document of the group
         neg_template = "{text}" if query.kind == "title" else template
         docs = (query.positive, *(render(corpus[d], neg_template) for d in negs))
-        groups.append(Group(
-            query.kind, query.query, docs,
-            None if teacher is None else tuple(teacher(query.key, [query.doc_id, *negs])),
-            max_length))
+        groups.append(Group(query.kind, query.query, docs, None, max_length))
     return groups
 
 
-def wikiqa_groups(questions: Sequence[WikiQAQuestion], wiki_teacher: Teacher | None, *,
-                  negatives: int, count: int, max_length: int,
-                  rng: random.Random) -> list[Group]:
-    """``wiki_teacher`` takes the question and the sentences themselves as keys."""
-    chosen = list(questions)
-    rng.shuffle(chosen)
+def wikiqa_groups(questions: Sequence[WikiQAQuestion], *, negatives: int, count: int,
+                  max_length: int, rng: random.Random) -> list[Group]:
+    """A question, one correct sentence and up to ``negatives`` wrong ones of the same
+    question; ``count`` questions, in the order given."""
     groups: list[Group] = []
-    for question in chosen[:count]:
+    for question in questions[:count]:
         positive = rng.choice(question.positives)
         negs = rng.sample(question.negatives, min(negatives, len(question.negatives)))
-        docs = (positive, *negs)
-        groups.append(Group(
-            "wikiqa", question.question, docs,
-            None if wiki_teacher is None else tuple(wiki_teacher(question.question, docs)),
-            max_length))
+        groups.append(Group("wikiqa", question.question, (positive, *negs), None, max_length))
     return groups

@@ -1,30 +1,43 @@
-"""Ship a trained student: save the PyTorch checkpoint, export it to int8 ONNX with
-``crossrank.models.export``, record the training in the manifest, write the model card."""
+"""Ship a trained student: its PyTorch weights (fp16 safetensors, in ``pytorch/`` beside the
+ONNX graph), the int8 ONNX export of exactly those weights (``crossrank.models.export``), the
+training record in the manifest, and the model card.
+
+The graph is exported from the saved fp16 weights, not from the live fp32 ones, so that
+``crossrank export DIR/pytorch --quantize int8`` rebuilds the shipped graph and a fine-tune
+``--from DIR`` starts from the model that was measured.
+"""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from crossrank.train.card import write_card
+from crossrank.train.student import WEIGHTS_DIR
 
 
-def save_checkpoint(model: Any, tokenizer: Any, directory: Path) -> Path:
+def save_weights(model: Any, tokenizer: Any, directory: Path, *,
+                 dtype: torch.dtype = torch.float16) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     model.config.sbert_ce_default_activation_function = "torch.nn.modules.linear.Identity"
-    model.save_pretrained(str(directory))
+    saved = copy.deepcopy(model).to("cpu", dtype=dtype)
+    saved.save_pretrained(str(directory), safe_serialization=True)
     tokenizer.save_pretrained(str(directory))
     return directory
 
 
-def export(checkpoint: Path, out: Path, max_length: int, training: dict[str, Any],
-           quantize: bool = True) -> Path:
+def export(weights: Path, out: Path, max_length: int, training: dict[str, Any],
+           quantize: bool = True, keep_fp32: Sequence[str] = ()) -> Path:
     """int8 (or fp32) ONNX into ``out``, the training record in ``crossrank.json``."""
     from crossrank.models.export import export_model
 
-    manifest = export_model(checkpoint, out, kind="cross-encoder",
+    manifest = export_model(weights, out, kind="cross-encoder",
                             quantize="int8" if quantize else None, max_length=max_length,
-                            activation="none", force=True)
+                            activation="none", force=True, int8_keep_fp32=keep_fp32)
     manifest.model_copy(update={"training": training}).write(out)
     return out
 
@@ -37,9 +50,9 @@ def record(out: Path, training: dict[str, Any]) -> None:
     write_card(out, training)
 
 
-def ship(model: Any, tokenizer: Any, checkpoint: Path, out: Path, max_length: int,
-         training: dict[str, Any]) -> Path:
-    save_checkpoint(model, tokenizer, checkpoint)
-    export(checkpoint, out, max_length, training)
+def ship(model: Any, tokenizer: Any, out: Path, max_length: int,
+         training: dict[str, Any], keep_fp32: Sequence[str] = ()) -> Path:
+    weights = save_weights(model, tokenizer, out / WEIGHTS_DIR)
+    export(weights, out, max_length, training, keep_fp32=keep_fp32)
     write_card(out, training)
     return out

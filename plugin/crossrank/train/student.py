@@ -1,31 +1,79 @@
-"""The student: a one-logit BERT cross-encoder initialised from the bi-encoder's encoder.
+"""The student: the one-logit cross-encoder a run starts from, and batch encoding.
 
-The encoder layers (and the pooler the checkpoint carries) come from all-MiniLM-L6-v2; the
-classification head is new. Pairs are encoded ``[CLS] query [SEP] document [SEP]`` with
-``longest_first`` truncation, the way the ONNX runtime encodes them at serving time.
+It starts from a local Hugging Face directory: a cross-encoder (``*ForSequenceClassification``
+with one logit: it is fine-tuned as it is), a crossrank model directory that kept its PyTorch
+weights (``pytorch/`` beside ``model.onnx``), or an encoder without a head (the
+all-MiniLM-L6-v2 bi-encoder for the default model: the head is new, seeded). Pairs are encoded
+``[CLS] query [SEP] document [SEP]`` with ``longest_first`` truncation, the way the ONNX runtime
+encodes them at serving time. Training runs on CUDA when torch sees a GPU, else on the CPU.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+)
 
 from crossrank.train.groups import Group
 
+WEIGHTS_DIR = "pytorch"
+"""Where a crossrank model directory keeps its PyTorch weights (fp16 safetensors)."""
 
-def load_student(model_dir: Path, seed: int) -> tuple[Any, Any]:
-    """(model, tokenizer); the seed fixes the new head's initial weights."""
+
+class StartError(ValueError):
+    """A ``--from`` directory training cannot start from."""
+
+
+@dataclass(frozen=True)
+class Start:
+    directory: Path
+    """The Hugging Face directory the weights were read from."""
+    cross_encoder: bool
+    """Whether it already was a cross-encoder (else its head is new)."""
+
+
+def weights_dir(path: Path) -> Path:
+    """The Hugging Face directory of ``path``: itself, or a crossrank model's ``pytorch/``."""
+    if (path / WEIGHTS_DIR / "config.json").is_file():
+        return path / WEIGHTS_DIR
+    if (path / "config.json").is_file():
+        return path
+    if (path / "crossrank.json").is_file():
+        raise StartError(f"{path} holds an ONNX model without its PyTorch weights "
+                         f"({WEIGHTS_DIR}/ is missing): it cannot be trained further; retrain "
+                         "it with crossrank train, or start from a Hugging Face directory")
+    raise StartError(f"{path} is not a model directory: no config.json, no {WEIGHTS_DIR}/")
+
+
+def training_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_student(path: Path, seed: int) -> tuple[Any, Any, Start]:
+    """(model, tokenizer, where it came from); the seed fixes a new head's initial weights."""
+    directory = weights_dir(path)
+    config = AutoConfig.from_pretrained(str(directory))
+    cross = any(a.endswith("ForSequenceClassification") for a in config.architectures or ())
+    if cross and config.num_labels != 1:
+        raise StartError(f"{directory} is a classifier with {config.num_labels} labels; "
+                         "fine-tuning needs a one-logit cross-encoder")
     torch.manual_seed(seed)
-    model = BertForSequenceClassification.from_pretrained(
-        str(model_dir), num_labels=1, problem_type="regression")
-    tokenizer = cast(Any, AutoTokenizer).from_pretrained(str(model_dir))
-    return model, tokenizer
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(directory), num_labels=1, problem_type="regression", dtype=torch.float32)
+    tokenizer = cast(Any, AutoTokenizer).from_pretrained(str(directory))
+    return model.to(training_device()), tokenizer, Start(directory, cross)
 
 
 def tiny_student(seed: int, vocab_size: int = 30522) -> Any:
@@ -42,6 +90,17 @@ def encode(tokenizer: Any, queries: Sequence[str], docs: Sequence[str],
     batch = tokenizer(list(queries), list(docs), padding=True, truncation="longest_first",
                       max_length=max_length, return_tensors="pt")
     return dict(batch)
+
+
+def autocast(model: Any, enabled: bool) -> Any:
+    """bf16 autocast on the model's device (CPU or CUDA)."""
+    device = next(model.parameters()).device.type
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=enabled)
+
+
+def to_device(batch: dict[str, torch.Tensor], model: Any) -> dict[str, torch.Tensor]:
+    device = next(model.parameters()).device
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 def group_batch(tokenizer: Any, groups: Sequence[Group]) -> tuple[dict[str, torch.Tensor],
@@ -65,8 +124,8 @@ def score_pairs(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], ma
         idx = order[start:start + batch_size]
         batch = encode(tokenizer, [pairs[i][0] for i in idx], [pairs[i][1] for i in idx],
                        max_length)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(**batch).logits
-        out[idx] = logits.float().reshape(-1).numpy()
+        with autocast(model, bf16):
+            logits = model(**to_device(batch, model)).logits
+        out[idx] = logits.float().reshape(-1).cpu().numpy()
     model.train(was_training)
     return out

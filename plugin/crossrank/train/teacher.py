@@ -8,12 +8,14 @@ sentence-transformers model card specifies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import torch
 from transformers import AutoModel, AutoTokenizer
 
@@ -50,3 +52,26 @@ class BiEncoder:
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
             out[idx] = pooled.float().numpy()
         return out
+
+
+def bi_encoder_teacher(model_dir: Path, max_length: int,
+                       cache: Path | None = None) -> Callable[[Sequence[tuple[str, str]]],
+                                                              list[float]]:
+    """A batch teacher: the cosine of each (query, document) pair. Every distinct text is
+    embedded once; with ``cache``, the vectors of one set of texts are kept on disk under a
+    hash of the texts and the length, so a second run with the same data skips the encoder."""
+
+    def teach(pairs: Sequence[tuple[str, str]]) -> list[float]:
+        texts = sorted({t for pair in pairs for t in pair})
+        digest = hashlib.sha256(orjson.dumps([max_length, texts])).hexdigest()[:20]
+        path = cache / f"bi-encoder-{digest}.npy" if cache is not None else None
+        if path is not None and path.is_file():
+            vectors: Matrix = np.load(path)
+        else:
+            vectors = BiEncoder(model_dir, max_length).encode(texts)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.save(path, vectors)
+        row = {text: i for i, text in enumerate(texts)}
+        return [float(vectors[row[q]] @ vectors[row[d]]) for q, d in pairs]
+    return teach

@@ -15,10 +15,11 @@ import torch
 from crossrank.train.config import TrainConfig
 from crossrank.train.groups import Group
 from crossrank.train.loss import listwise_loss, pad_groups
-from crossrank.train.student import group_batch
+from crossrank.train.student import autocast, group_batch, to_device
 from crossrank.train.validate import WindowReport
 
-HEAD = ("classifier.", "bert.pooler.")
+HEAD = ("classifier.", "pooler.")
+"""Name parts of the head's parameters (and the pooler it reads): trained at ``head_lr``."""
 NO_DECAY = ("bias", "LayerNorm.weight")
 Validator = Callable[[Any], WindowReport]
 
@@ -48,15 +49,18 @@ def make_batches(groups: Sequence[Group], per_step: int,
     return batches
 
 
-def param_groups(model: Any, config: TrainConfig) -> list[dict[str, Any]]:
+def param_groups(model: Any, config: TrainConfig,
+                 new_head: bool = True) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases and norms; a new head learns at ``head_lr``, a
+    trained one at the encoder's rate."""
     if config.freeze_word_embeddings:
-        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+        model.get_input_embeddings().weight.requires_grad_(False)
     buckets: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            key = (name.startswith(HEAD), not any(n in name for n in NO_DECAY))
+            key = (any(part in name for part in HEAD), not any(n in name for n in NO_DECAY))
             buckets.setdefault(key, []).append(param)
-    return [{"params": params, "lr": config.head_lr if head else config.lr,
+    return [{"params": params, "lr": config.head_lr if head and new_head else config.lr,
              "weight_decay": config.weight_decay if decay else 0.0}
             for (head, decay), params in sorted(buckets.items())]
 
@@ -73,13 +77,14 @@ def _selection_score(report: WindowReport) -> float:
 
 
 def train(model: Any, tokenizer: Any, groups: Sequence[Group], config: TrainConfig,
-          validator: Validator | None = None, log_every: int = 25) -> TrainResult:
+          validator: Validator | None = None, log_every: int = 25,
+          new_head: bool = True) -> TrainResult:
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     batches = make_batches(groups, config.groups_per_step, rng)
     total = len(batches)
-    optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr)
+    optimizer = torch.optim.AdamW(param_groups(model, config, new_head), lr=config.lr)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     pending = sorted(config.eval_at) if validator else []
     result = TrainResult(0, total, 0.0, False)
@@ -87,15 +92,19 @@ def train(model: Any, tokenizer: Any, groups: Sequence[Group], config: TrainConf
     pairs = 0
     progress = 0.0
     model.train()
+    if pending and pending[0] <= 0.0:  # the model as it starts: what a checkpoint must beat
+        pending.pop(0)
+        assert validator is not None
+        _checkpoint(model, validator, result, 0, 0.0, began)
     for step, batch in enumerate(batches, start=1):
         # progress runs on steps or on the clock, whichever is further: on a busy machine the
         # schedule still decays to zero inside the budget instead of being cut off midway
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base * lr_factor(progress, config.warmup_fraction)
         encoded, sizes = group_batch(tokenizer, batch)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-            logits = model(**encoded).logits.reshape(-1)
-        scores, mask = pad_groups(logits.float(), sizes)
+        with autocast(model, config.bf16):
+            logits = model(**to_device(encoded, model)).logits.reshape(-1)
+        scores, mask = pad_groups(logits.float().cpu(), sizes)
         teacher = None
         if all(g.teacher is not None for g in batch):
             teacher, _ = pad_groups(torch.tensor([t for g in batch for t in g.teacher or ()]),

@@ -1,4 +1,4 @@
-"""Reranking quality on judged claims: nDCG@10 of a BM25 window reordered by a scorer.
+"""Reranking quality on judged claims: nDCG@10 of a first-stage window reordered by a scorer.
 
 Pure numpy, no torch: the same functions judge the PyTorch student during training and the
 exported ONNX model afterwards. Orders follow the proxy's ``merge.py``: ``replace`` sorts by
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from crossrank.train.mining import Ranked
+from crossrank.train.proxy_mining import Ranked
 
 Vector = npt.NDArray[np.float64]
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from crossrank.eval.datasets import DatasetError, Judged, load_qrels, load_queries
+from crossrank.eval.datasets import Judged
+from crossrank.eval.judgments import read_judgments
 
 PLACEHOLDER = "{{query}}"
 
@@ -52,54 +53,7 @@ class TuneOptions:
 
 
 def load_judgments(options: TuneOptions) -> Judged:
-    if (options.dataset is None) == (options.judgments is None):
-        raise DatasetError(Path("."), None, "give either --dataset DIR or --judgments TSV")
-    if options.dataset is not None:
-        qrels = options.qrels or options.dataset / "qrels.tsv"
-        queries = load_queries(options.dataset / "queries.jsonl")
-        rows = load_qrels(qrels)
-        path = qrels
-    else:
-        assert options.judgments is not None
-        path = options.judgments
-        queries, rows = _tsv(path)
-    graded: dict[str, dict[str, int]] = {}
-    for line, qid, doc_id, grade in rows:
-        if qid not in queries:
-            raise DatasetError(path, line, f"query {qid!r} is not in queries.jsonl")
-        graded.setdefault(qid, {})[doc_id] = grade
-    kept = {q: g for q, g in graded.items() if any(v > 0 for v in g.values())}
-    ids = sorted(kept)[: options.limit] if options.limit else sorted(kept)
-    return Judged({q: queries[q] for q in ids}, {q: kept[q] for q in ids}, path,
-                  len(graded) - len(kept))
-
-
-def _tsv(path: Path) -> tuple[dict[str, str], list[tuple[int, str, str, int]]]:
-    """``query text <TAB> document id <TAB> grade``; each distinct text is one query."""
-    if not path.is_file():
-        raise DatasetError(path, None, "file not found")
-    queries: dict[str, str] = {}
-    ids: dict[str, str] = {}
-    rows = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        parts = raw.split("\t")
-        if len(parts) != 3:
-            raise DatasetError(path, number, "expected query <TAB> document id <TAB> grade")
-        text, doc_id, grade = (p.strip() for p in parts)
-        if number == 1 and not grade.lstrip("-").isdigit():
-            continue  # a header line
-        try:
-            value = int(grade)
-        except ValueError as exc:
-            raise DatasetError(path, number, f"grade {grade!r} is not an integer") from exc
-        qid = ids.setdefault(text, f"q{len(ids) + 1}")
-        queries[qid] = text
-        rows.append((number, qid, doc_id, value))
-    if not rows:
-        raise DatasetError(path, None, "no judgments")
-    return queries, rows
+    return read_judgments(options.dataset, options.qrels, options.judgments, options.limit)
 
 
 def search_query(template: str | None, text_fields: Sequence[str]) -> Any:

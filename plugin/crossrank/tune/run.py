@@ -7,16 +7,16 @@ import statistics
 from pathlib import Path
 
 from crossrank.eval.arms import Arm
-from crossrank.eval.metrics import score_rankings
 from crossrank.eval.proxy_client import EvalError, ProxyClient
 from crossrank.models.manifest import FirstStageKind, Manifest, Scoring
 from crossrank.policy import Policy
 from crossrank.search.scoring import first_stage_kind
-from crossrank.tune.candidates import Candidate, grid, rank
+from crossrank.tune.candidates import Candidate
 from crossrank.tune.collect import collect
-from crossrank.tune.crossval import cross_validate, mean_ci
+from crossrank.tune.crossval import mean_ci
 from crossrank.tune.options import TuneOptions, load_judgments, search_query
 from crossrank.tune.report import CandidateResult, TuneReport, write_report
+from crossrank.tune.select import scoring_of, select
 
 
 def run_tune(options: TuneOptions) -> tuple[TuneReport, dict[str, Path]]:
@@ -32,18 +32,14 @@ def run_tune(options: TuneOptions) -> tuple[TuneReport, dict[str, Path]]:
         collected = collect(client, index, judged.queries, Arm("tune", query, rerank=True),
                             widest, progress=options.progress)
         weights = policy.hybrid.weights if policy.hybrid is not None else None
-        candidates = grid(options.windows)
-        scores = {}
-        for candidate in candidates:
-            ranked = {qid: rank(window, candidate, weights)
-                      for qid, window in collected.windows.items()}
-            scores[candidate.name] = score_rankings(judged.qrels, ranked, ["ndcg@10"])["ndcg@10"]
-        cv = cross_validate(scores, "off", options.folds, options.seed)
+        selection = select(collected.windows, judged.qrels, options.windows, weights,
+                           options.folds, options.seed)
+        candidates, scores, cv = selection.candidates, selection.scores, selection.cv
         retrieve = statistics.median(collected.retrieve_ms)
         score = statistics.median(collected.score_ms)
         results = {c.name: _result(c, list(scores[c.name].values()), retrieve, score, widest,
                                    options.seed) for c in candidates}
-        chosen = next(c for c in candidates if c.name == cv.recommended)
+        chosen = selection.recommended
         kind = first_stage_kind(policy, query)
         notes = []
         if options.apply:
@@ -65,8 +61,7 @@ def run_tune(options: TuneOptions) -> tuple[TuneReport, dict[str, Path]]:
             "p_value_randomisation": cv.versus_off.p_value_randomisation},
         recommended=results[cv.recommended], notes=notes)
     if options.write_card is not None:
-        best = next(c for c in candidates if c.name == cv.best)
-        write_card(options.write_card, kind, chosen, best, report)
+        record_scoring(options.write_card, kind, scoring_of(selection, _measured(report, kind)))
     return report, write_report(report, options.out or Path("reports") / "tune" / policy.name)
 
 
@@ -84,21 +79,17 @@ def _result(candidate: Candidate, values: list[float], retrieve_ms: float, score
     return CandidateResult(candidate.name, candidate.policy_fields(), mean, low, high, latency)
 
 
-def write_card(directory: Path, kind: FirstStageKind, chosen: Candidate, best: Candidate,
-               report: TuneReport) -> None:
-    """Record the recommendation in the model's card (``recommended[kind]``); the card's
+def _measured(report: TuneReport, kind: FirstStageKind) -> str:
+    cv = report.cross_validation
+    return (f"crossrank tune on {report.judgments} ({report.queries} queries, "
+            f"{report.folds}-fold): held-out nDCG@10 {cv['held_out_ndcg']:.4f} vs "
+            f"{cv['off_ndcg']:.4f} for the {kind} first stage alone "
+            f"(p {cv['p_value_randomisation']:.3g})")
+
+
+def record_scoring(directory: Path, kind: FirstStageKind, scoring: Scoring) -> None:
+    """Record a recommendation in the model's card (``recommended[kind]``); the card's
     checksums cover the model files, not the card itself."""
     manifest = Manifest.read(directory)
-    cv = report.cross_validation
-    measured = (f"crossrank tune on {report.judgments} ({report.queries} queries, "
-                f"{report.folds}-fold): held-out nDCG@10 {cv['held_out_ndcg']:.4f} vs "
-                f"{cv['off_ndcg']:.4f} for the {kind} first stage alone "
-                f"(p {cv['p_value_randomisation']:.3g})")
-    source = chosen if not chosen.off else best
-    scoring = Scoring(
-        rerank=not chosen.off,
-        score_mode="replace" if source.alpha >= 1.0 else "blend",
-        blend_alpha=min(source.alpha, 1.0), normalization=source.normalization,
-        window=source.window or 20, measured=measured)
     recommended = {**manifest.recommended, kind: scoring}
     manifest.model_copy(update={"recommended": recommended}).write(directory)

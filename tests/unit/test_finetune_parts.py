@@ -1,0 +1,65 @@
+"""The pure parts of `crossrank finetune`: candidate pools, held-out WikiQA metrics, where a
+run may start from."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossrank.train.data import WikiQAQuestion
+from crossrank.train.heldout import held_out, ranking_metrics
+from crossrank.train.proxy_mining import Mined
+from crossrank.train.student import WEIGHTS_DIR, StartError, weights_dir
+
+
+def test_the_pool_interleaves_first_stage_and_knn_each_id_once() -> None:
+    mined = Mined(first_stage={"q": [("a", 3.0), ("b", 2.0), ("c", 1.0), ("d", 0.5)]},
+                  knn={"q": [("b", 0.9), ("e", 0.8)]})
+    assert mined.pool("q") == ["a", "b", "e", "c", "d"]
+    assert Mined(first_stage={"q": [("a", 1.0)]}).pool("q") == ["a"]
+    assert Mined().pool("absent") == []
+
+
+def test_ranking_metrics_by_hand() -> None:
+    # question 1: the right answer ranked second; question 2: two right answers, first and third
+    scores = [np.array([0.9, 0.8, 0.1]), np.array([5.0, 3.0, 1.0, 0.0])]
+    labels = [[0, 1, 0], [1, 0, 1, 0]]
+    got = ranking_metrics(scores, labels)
+    ndcg1 = (1 / math.log2(3)) / 1.0
+    ndcg2 = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    assert got["mrr"] == pytest.approx((0.5 + 1.0) / 2, abs=1e-4)
+    assert got["ndcg@10"] == pytest.approx((ndcg1 + ndcg2) / 2, abs=1e-4)
+
+
+def test_the_wikiqa_split_is_seeded_and_disjoint() -> None:
+    questions = [WikiQAQuestion(f"q{i}", ["y"], ["n"]) for i in range(50)]
+    train, held = held_out(questions, 0.2, seed=13)
+    again_train, again_held = held_out(questions, 0.2, seed=13)
+    assert len(held) == 10 and len(train) == 40
+    assert [q.question for q in held] == [q.question for q in again_held]
+    assert [q.question for q in train] == [q.question for q in again_train]
+    assert {q.question for q in train}.isdisjoint({q.question for q in held})
+    assert held != held_out(questions, 0.2, seed=14)[1]
+
+
+def test_a_run_starts_from_a_hf_directory_or_a_model_that_kept_its_weights(
+        tmp_path: Path) -> None:
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text("{}")
+    assert weights_dir(hf) == hf
+    kept = tmp_path / "kept"
+    (kept / WEIGHTS_DIR).mkdir(parents=True)
+    (kept / "crossrank.json").write_text("{}")
+    (kept / WEIGHTS_DIR / "config.json").write_text("{}")
+    assert weights_dir(kept) == kept / WEIGHTS_DIR
+    onnx_only = tmp_path / "onnx"
+    onnx_only.mkdir()
+    (onnx_only / "crossrank.json").write_text("{}")
+    with pytest.raises(StartError, match="without its PyTorch weights"):
+        weights_dir(onnx_only)
+    with pytest.raises(StartError, match="not a model directory"):
+        weights_dir(tmp_path / "nothing")
