@@ -27,7 +27,7 @@ import torch
 
 from crossrank.eval.datasets import Judged, read_corpus
 from crossrank.eval.judgments import read_judgments
-from crossrank.eval.proxy_client import EvalError, ProxyClient
+from crossrank.eval.proxy_client import ProxyClient
 from crossrank.models.manifest import FirstStageKind
 from crossrank.policy import Policy
 from crossrank.search.scoring import first_stage_kind
@@ -46,6 +46,7 @@ from crossrank.train.proxy_mining import Mined, fetch_missing, mine
 from crossrank.train.student import Start, load_student, score_pairs, training_device
 from crossrank.train.trainer import TrainResult, Validator, train
 from crossrank.train.validate import WindowReport, evaluate_window
+from crossrank.tune.options import only_index, search_query
 
 SELECT_WINDOWS = (10, 20, 30, 50)
 """The windows K the card's scoring is chosen among."""
@@ -97,11 +98,9 @@ def run_finetune(options: FinetuneOptions) -> Finetuned:
     if not split.train or len(split.validation) < 2:
         raise ValueError(f"{len(judged.queries)} judged queries are too few to train on and "
                          "hold some out; judge more queries or raise --val-fraction")
-    from crossrank.tune.options import search_query
-
     with ProxyClient(options.proxy, admin_token=options.admin_token) as client:
         policy = Policy.model_validate(client.get_policy(options.policy))
-        index = options.index or _only_index(policy)
+        index = options.index or only_index(policy)
         query = search_query(options.query, policy.text_fields)
         corpus = _corpus(options.dataset, cfg)
         synthetic = make_synthetic(corpus, cfg.synthetic_title_groups,
@@ -169,11 +168,7 @@ def run_finetune(options: FinetuneOptions) -> Finetuned:
     out: Path | None = None
     if options.export:
         out = _ship(model, tokenizer, options.out, cfg, training, kind, windows,
-                    judged.queries, mined.texts, val_qrels, policy)
-        if wiki_held:
-            from crossrank.train.heldout import wikiqa_scores
-
-            training["wikiqa_held_out"] = wikiqa_scores(out, wiki_held, cfg.threads)
+                    judged.queries, mined.texts, val_qrels, policy, wiki_held)
         timing: dict[str, float] = training["time"]["seconds"]
         timing["total"] = round(sum(timing.values()), 1)
         from crossrank.train.ship import record
@@ -206,13 +201,21 @@ def make_validator(windows: Mapping[str, Sequence[tuple[str, float]]],
                    cfg: TrainConfig) -> Validator:
     """nDCG@10 of the held-out queries' first-stage top ``val_window``, reranked."""
     candidates = {q: list(hits) for q, hits in windows.items()}
-    pairs = [(queries[q], texts[d]) for q in candidates for d, _ in candidates[q][:cfg.val_window]]
+    pairs = _window_pairs(candidates, queries, texts, cfg.val_window)
 
     def validate(model: Any) -> WindowReport:
         flat = score_pairs(model, tokenizer, pairs, cfg.max_length, bf16=cfg.bf16)
         return evaluate_window(candidates, _split_flat(flat, candidates, cfg.val_window),
                                qrels, cfg.val_window, cfg.blend_alphas)
     return validate
+
+
+def _window_pairs(candidates: Mapping[str, Sequence[tuple[str, float]]],
+                  queries: Mapping[str, str], texts: Mapping[str, str],
+                  window: int) -> list[tuple[str, str]]:
+    """(query, document text) of each query's top ``window``, queries in order: what
+    ``_split_flat`` cuts the scores of back into windows."""
+    return [(queries[q], texts[d]) for q in candidates for d, _ in candidates[q][:window]]
 
 
 def _split_flat(flat: np.ndarray, candidates: Mapping[str, Sequence[Any]],
@@ -249,7 +252,7 @@ def _teacher_report(teacher: BatchTeacher, windows: Mapping[str, Sequence[tuple[
                     queries: Mapping[str, str], texts: Mapping[str, str],
                     qrels: Mapping[str, Mapping[str, int]], cfg: TrainConfig) -> dict[str, Any]:
     candidates = {q: list(hits) for q, hits in windows.items()}
-    pairs = [(queries[q], texts[d]) for q in candidates for d, _ in candidates[q][:cfg.val_window]]
+    pairs = _window_pairs(candidates, queries, texts, cfg.val_window)
     flat = np.asarray(teacher(pairs), dtype=np.float64)
     return evaluate_window(candidates, _split_flat(flat, candidates, cfg.val_window), qrels,
                            cfg.val_window, cfg.blend_alphas).as_dict()
@@ -258,10 +261,13 @@ def _teacher_report(teacher: BatchTeacher, windows: Mapping[str, Sequence[tuple[
 def _ship(model: Any, tokenizer: Any, out: Path, cfg: TrainConfig, training: dict[str, Any],
           kind: FirstStageKind, windows: Mapping[str, Sequence[tuple[str, float]]],
           queries: Mapping[str, str], texts: Mapping[str, str],
-          qrels: Mapping[str, Mapping[str, int]], policy: Policy) -> Path:
+          qrels: Mapping[str, Mapping[str, int]], policy: Policy,
+          wiki_held: Sequence[WikiQAQuestion]) -> Path:
     """Weights + int8 ONNX, then the card's scoring for ``kind`` from the held-out queries,
-    scored by the exported graph (the model the proxy will run, int8 and all)."""
+    scored by the exported graph (the model the proxy will run, int8 and all), and the
+    held-out WikiQA questions by the same graph."""
     from crossrank.models import CrossEncoder
+    from crossrank.train.heldout import wikiqa_scores
     from crossrank.train.ship import ship
     from crossrank.tune.collect import Window
     from crossrank.tune.run import record_scoring
@@ -273,7 +279,9 @@ def _ship(model: Any, tokenizer: Any, out: Path, cfg: TrainConfig, training: dic
     scorer = CrossEncoder.load(out, intra_op_threads=cfg.threads)
     try:
         heads = {q: list(hits)[:depth] for q, hits in windows.items()}
-        flat = scorer.score([(queries[q], texts[d]) for q in heads for d, _ in heads[q]])
+        flat = scorer.score(_window_pairs(heads, queries, texts, depth))
+        if wiki_held:
+            training["wikiqa_held_out"] = wikiqa_scores(scorer, wiki_held)
     finally:
         scorer.close()
     scored = _split_flat(flat, heads, depth)
@@ -301,13 +309,6 @@ def _ship(model: Any, tokenizer: Any, out: Path, cfg: TrainConfig, training: dic
     print(f"[finetune] {measured}; recommended {selection.recommended.name}", file=sys.stderr,
           flush=True)
     return out
-
-
-def _only_index(policy: Policy) -> str:
-    if len(policy.indices) == 1 and not any(ch in policy.indices[0] for ch in "*?,"):
-        return policy.indices[0]
-    raise EvalError(f"policy {policy.name} covers {policy.indices}: name the index to search "
-                    "with --index")
 
 
 def _policy_model(policy: Policy, models_dir: Path) -> Path:

@@ -15,12 +15,15 @@ import math
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 
 from crossrank.train.data import WikiQAQuestion, load_wikiqa
+
+if TYPE_CHECKING:
+    from crossrank.models import CrossEncoder
 
 DEFAULT_PAIRS = Path("..") / "shared" / "datasets" / "wikiqa-train" / "train_pairs.jsonl"
 
@@ -48,17 +51,10 @@ def ranking_metrics(scores: Sequence[np.ndarray], labels: Sequence[Sequence[int]
     return {"mrr": round(float(np.mean(mrr)), 4), "ndcg@10": round(float(np.mean(ndcg)), 4)}
 
 
-def wikiqa_scores(model_dir: Path, questions: Sequence[WikiQAQuestion],
-                  threads: int = 2) -> dict[str, Any]:
-    """The ONNX model in ``model_dir`` on ``questions``."""
-    from crossrank.models import CrossEncoder
-
-    model = CrossEncoder.load(model_dir, intra_op_threads=threads)
-    try:
-        pairs = [(q.question, s) for q in questions for s in (*q.positives, *q.negatives)]
-        flat = model.score(pairs)
-    finally:
-        model.close()
+def wikiqa_scores(model: CrossEncoder, questions: Sequence[WikiQAQuestion]) -> dict[str, Any]:
+    """A loaded model's ranking of each question's candidate sentences."""
+    flat = model.score([(q.question, s) for q in questions for s in (*q.positives,
+                                                                      *q.negatives)])
     scores, labels, start = [], [], 0
     for q in questions:
         n = len(q.positives) + len(q.negatives)
@@ -76,10 +72,15 @@ def main(
     threads: int = 2,
 ) -> None:
     """MRR and nDCG@10 of each model on the held-out WikiQA questions."""
+    from crossrank.models import CrossEncoder
+
     _, held = held_out(load_wikiqa(pairs), fraction, seed)
     for directory in model:
-        typer.echo(json.dumps({"model": str(directory),
-                               **wikiqa_scores(directory, held, threads)}))
+        loaded = CrossEncoder.load(directory, intra_op_threads=threads)
+        try:
+            typer.echo(json.dumps({"model": str(directory), **wikiqa_scores(loaded, held)}))
+        finally:
+            loaded.close()
 
 
 if __name__ == "__main__":

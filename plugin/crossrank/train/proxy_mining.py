@@ -9,8 +9,8 @@ embedded with the policy's own embedder (given by the caller, from the local mod
 and sent as a ``knn`` query through the proxy.
 
 Documents are read from the hits' ``_source`` and laid out with the policy's text fields and
-template (``crossrank.search.doc_text``), exactly as the reranker reads a hit; judged documents
-that no search returned are fetched with ``_mget``.
+template by the merge step's own ``document_texts``, exactly as the reranker reads a hit;
+judged documents that no search returned are fetched with ``_mget``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from crossrank.eval.arms import Arm
 from crossrank.eval.proxy_client import ProxyClient
 from crossrank.models.embedder import Embedder
 from crossrank.policy import Policy
-from crossrank.search.doc_text import source_text
+from crossrank.search.merge import document_texts
 from crossrank.types import JSON, JSONObject
 
 Ranked = list[tuple[str, float]]
@@ -61,11 +61,6 @@ def source_fields(policy: Policy) -> list[str]:
     return list(policy.text_fields)
 
 
-def hit_text(policy: Policy, source: JSON) -> str:
-    text, _ = source_text(source, policy.text_fields, policy.template, policy.separator)
-    return text
-
-
 def mine(client: ProxyClient, policy: Policy, index: str, queries: Mapping[str, str],
          query: JSON, depth: int, embedder: Embedder | None = None, *,
          progress: bool = True) -> Mined:
@@ -98,11 +93,9 @@ def fetch_missing(client: ProxyClient, policy: Policy, index: str, mined: Mined,
     for start in range(0, len(wanted), chunk):
         part = wanted[start:start + chunk]
         found = client.mget(index, part, source_fields(policy))
-        for doc_id in part:
-            if doc_id in found:
-                mined.texts[doc_id] = hit_text(policy, found[doc_id])
-            else:
-                absent.append(doc_id)
+        texts, _ = document_texts([{"_source": found[d]} for d in part if d in found], policy)
+        mined.texts.update(zip([d for d in part if d in found], texts, strict=True))
+        absent += [d for d in part if d not in found]
     return absent
 
 
@@ -113,13 +106,13 @@ def _vector_field(policy: Policy) -> str | None:
 
 
 def _read_hits(answer: JSONObject, policy: Policy, texts: dict[str, str]) -> Ranked:
-    hits = answer.get("hits", {})
+    section = answer.get("hits", {})
+    hits = [hit for hit in (section.get("hits", []) if isinstance(section, dict) else [])
+            if isinstance(hit, dict) and "_id" in hit]
     ranked: Ranked = []
-    for hit in hits.get("hits", []) if isinstance(hits, dict) else []:
-        if not isinstance(hit, dict) or "_id" not in hit:
-            continue
+    for hit, text in zip(hits, document_texts(hits, policy)[0], strict=True):
         doc_id = str(hit["_id"])
         score = hit.get("_score")
         ranked.append((doc_id, float(score) if isinstance(score, int | float) else 0.0))
-        texts.setdefault(doc_id, hit_text(policy, hit.get("_source") or {}))
+        texts.setdefault(doc_id, text)
     return ranked

@@ -61,6 +61,8 @@ def bi_encoder_teacher(model_dir: Path, max_length: int,
     embedded once; with ``cache``, the vectors of one set of texts are kept on disk under a
     hash of the texts and the length, so a second run with the same data skips the encoder."""
 
+    loaded: list[BiEncoder] = []  # loaded on first use, once for every call
+
     def teach(pairs: Sequence[tuple[str, str]]) -> list[float]:
         texts = sorted({t for pair in pairs for t in pair})
         digest = hashlib.sha256(orjson.dumps([max_length, texts])).hexdigest()[:20]
@@ -68,7 +70,9 @@ def bi_encoder_teacher(model_dir: Path, max_length: int,
         if path is not None and path.is_file():
             vectors: Matrix = np.load(path)
         else:
-            vectors = BiEncoder(model_dir, max_length).encode(texts)
+            if not loaded:
+                loaded.append(BiEncoder(model_dir, max_length))
+            vectors = loaded[0].encode(texts)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.save(path, vectors)

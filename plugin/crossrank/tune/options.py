@@ -17,6 +17,8 @@ import orjson
 
 from crossrank.eval.datasets import Judged
 from crossrank.eval.judgments import read_judgments
+from crossrank.eval.proxy_client import EvalError
+from crossrank.policy import Policy
 
 PLACEHOLDER = "{{query}}"
 
@@ -54,6 +56,14 @@ class TuneOptions:
 
 def load_judgments(options: TuneOptions) -> Judged:
     return read_judgments(options.dataset, options.qrels, options.judgments, options.limit)
+
+
+def only_index(policy: Policy) -> str:
+    """The index a run searches when none is named: the policy's one concrete index."""
+    if len(policy.indices) == 1 and not any(ch in policy.indices[0] for ch in "*?,"):
+        return policy.indices[0]
+    raise EvalError(f"policy {policy.name} covers {policy.indices}: name the index to search "
+                    "with --index")
 
 
 def search_query(template: str | None, text_fields: Sequence[str]) -> Any:

@@ -14,7 +14,7 @@ from crossrank.search.scoring import first_stage_kind
 from crossrank.tune.candidates import Candidate
 from crossrank.tune.collect import collect
 from crossrank.tune.crossval import mean_ci
-from crossrank.tune.options import TuneOptions, load_judgments, search_query
+from crossrank.tune.options import TuneOptions, load_judgments, only_index, search_query
 from crossrank.tune.report import CandidateResult, TuneReport, write_report
 from crossrank.tune.select import scoring_of, select
 
@@ -23,7 +23,7 @@ def run_tune(options: TuneOptions) -> tuple[TuneReport, dict[str, Path]]:
     judged = load_judgments(options)
     with ProxyClient(options.proxy, admin_token=options.admin_token) as client:
         policy = Policy.model_validate(client.get_policy(options.policy))
-        index = options.index or _only_index(policy)
+        index = options.index or only_index(policy)
         query = search_query(options.query, policy.text_fields)
         widest = max(options.windows)
         if widest > policy.max_window:
@@ -63,13 +63,6 @@ def run_tune(options: TuneOptions) -> tuple[TuneReport, dict[str, Path]]:
     if options.write_card is not None:
         record_scoring(options.write_card, kind, scoring_of(selection, _measured(report, kind)))
     return report, write_report(report, options.out or Path("reports") / "tune" / policy.name)
-
-
-def _only_index(policy: Policy) -> str:
-    if len(policy.indices) == 1 and not any(ch in policy.indices[0] for ch in "*?,"):
-        return policy.indices[0]
-    raise EvalError(f"policy {policy.name} covers {policy.indices}: name the index to search "
-                    "with --index")
 
 
 def _result(candidate: Candidate, values: list[float], retrieve_ms: float, score_ms: float,
