@@ -58,8 +58,9 @@ class TrainConfig:
     # validation and bounds
     val_window: int = 30
     eval_at: tuple[float, ...] = (0.5, 1.0)
-    # the training loop's wall-clock budget (validation inside it included): the learning
-    # rate schedule follows max(step progress, time progress), so it ends annealed in time
+    # the training loop's wall-clock budget (validation inside it included, the start's
+    # excepted): the learning rate schedule follows max(step progress, time progress), so it
+    # ends annealed in time
     time_budget_s: float = 10 * 60.0
     blend_alphas: tuple[float, ...] = field(
         default_factory=lambda: tuple(round(0.05 * i, 2) for i in range(21)))

@@ -88,14 +88,16 @@ def train(model: Any, tokenizer: Any, groups: Sequence[Group], config: TrainConf
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     pending = sorted(config.eval_at) if validator else []
     result = TrainResult(0, total, 0.0, False)
+    model.train()
+    if pending and pending[0] <= 0.0:
+        # the model as it starts, what a checkpoint must beat: validated before the clock
+        # starts, so that it does not eat the training budget
+        pending.pop(0)
+        assert validator is not None
+        _checkpoint(model, validator, result, 0, 0.0, time.monotonic())
     began = time.monotonic()
     pairs = 0
     progress = 0.0
-    model.train()
-    if pending and pending[0] <= 0.0:  # the model as it starts: what a checkpoint must beat
-        pending.pop(0)
-        assert validator is not None
-        _checkpoint(model, validator, result, 0, 0.0, began)
     for step, batch in enumerate(batches, start=1):
         # progress runs on steps or on the clock, whichever is further: on a busy machine the
         # schedule still decays to zero inside the budget instead of being cut off midway
