@@ -9,7 +9,7 @@ PROXY_PORT ?= 8080
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv opensearch models run stop test lint typecheck unit eval bench clean
+.PHONY: help venv system opensearch models run stop test lint typecheck unit eval bench clean
 
 help:
 	@echo "make run    OpenSearch + crossrank proxy + default model + demo data, then example queries"
@@ -30,6 +30,10 @@ venv: $(BIN)/.installed
 opensearch: venv
 	$(CROSSRANK) opensearch build
 
+# nginx (front-proxy recipe tests) and wrk (benchmarks) from Debian, when missing
+system:
+	bash scripts/system_packages.sh
+
 models: venv
 	$(BIN)/python scripts/prepare_models.py
 
@@ -49,13 +53,13 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest tests/unit -q
 
-test: opensearch lint typecheck
+test: system opensearch lint typecheck
 	$(BIN)/pytest -ra
 
 eval: opensearch models
 	$(BIN)/python scripts/run_eval.py $(if $(ARGS),-- $(ARGS))
 
-bench: opensearch models
+bench: system opensearch models
 	$(BIN)/python benchmarks/bench_scorer.py
 
 clean:

@@ -199,6 +199,32 @@ def trim_command(
                f"{report.top10_overlap:.2f} against the full graph")
 
 
+@app.command("front-config")
+def front_config_command(
+    kind: Annotated[str, typer.Argument(help="The front proxy: nginx.")] = "nginx",
+    listen: Annotated[str, typer.Option(help="Where the front proxy listens.")] = "9200",
+    crossrank: Annotated[list[str] | None, typer.Option(
+        help="host:port of a crossrank replica (repeat for several; default "
+             "127.0.0.1:8080).")] = None,
+    opensearch: Annotated[list[str] | None, typer.Option(
+        help="host:port of an OpenSearch node (repeat for several; default "
+             "127.0.0.1:9201).")] = None,
+) -> None:
+    """Print a front proxy's configuration that sends only the routes crossrank acts on to it.
+
+    Generated from the proxy's own route table: searches, _bulk and the document writes, and
+    /_crossrank/ go to crossrank; everything else goes straight to OpenSearch.
+    """
+    from crossrank.proxy.front import FrontTargets, render_nginx
+
+    if kind != "nginx":
+        typer.echo(f"error: unknown front proxy {kind!r}; supported: nginx", err=True)
+        raise typer.Exit(2)
+    targets = FrontTargets(listen, tuple(crossrank or ["127.0.0.1:8080"]),
+                           tuple(opensearch or ["127.0.0.1:9201"]))
+    typer.echo(render_nginx(targets), nl=False)
+
+
 app.command("eval")(eval_command)
 app.command("tune")(tune_command)
 app.command("train")(train_command)

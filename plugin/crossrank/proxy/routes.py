@@ -37,7 +37,33 @@ _DOC_APIS = {
     ("_create", True): ("create", ("PUT", "POST")),
     ("_update", True): ("update", ("POST",)),
 }
+_SEARCH_METHODS = ("GET", "POST")
+_BULK_METHODS = ("POST", "PUT")
 ADMIN_PREFIX = "/_crossrank"
+_ADMIN = re.compile(r"^" + ADMIN_PREFIX + r"(?:/.*)?$")
+
+
+@dataclass(frozen=True)
+class FrontRule:
+    """Requests a proxy in front must send to crossrank: a method set and a path pattern.
+
+    The rules over-approximate ``classify`` (a DOC rule accepts every method any document API
+    takes): a request they send to crossrank needlessly is still passed through byte for byte,
+    while one they missed would skip reranking or embedding.
+    """
+
+    kind: RouteKind
+    methods: tuple[str, ...]  # empty: every method
+    path: re.Pattern[str]  # matched against the raw (percent-encoded) path
+
+
+def front_rules() -> tuple[FrontRule, ...]:
+    """The route table, for generating a front proxy's configuration (proxy/front.py)."""
+    doc_methods = tuple(sorted({m for _, methods in _DOC_APIS.values() for m in methods}))
+    return (FrontRule(RouteKind.ADMIN, (), _ADMIN),
+            FrontRule(RouteKind.SEARCH, _SEARCH_METHODS, _SEARCH),
+            FrontRule(RouteKind.BULK, _BULK_METHODS, _BULK),
+            FrontRule(RouteKind.DOC, doc_methods, _DOC))
 
 
 def split_indices(expression: str) -> tuple[str, ...]:
@@ -45,10 +71,10 @@ def split_indices(expression: str) -> tuple[str, ...]:
 
 
 def classify(method: str, raw_path: str) -> Route:
-    if raw_path == ADMIN_PREFIX or raw_path.startswith(ADMIN_PREFIX + "/"):
+    if _ADMIN.match(raw_path):
         return Route(RouteKind.ADMIN, admin_path=unquote(raw_path[len(ADMIN_PREFIX):]) or "/")
     match = _SEARCH.match(raw_path)
-    if match and method in ("GET", "POST"):
+    if match and method in _SEARCH_METHODS:
         indices = split_indices(match["index"]) if match["index"] else ()
         kind = RouteKind.SEARCH if match["api"] == "_search" else RouteKind.MSEARCH
         return Route(kind, indices)
@@ -58,7 +84,7 @@ def classify(method: str, raw_path: str) -> Route:
 def _write_route(method: str, raw_path: str) -> Route:
     """The write APIs the ingest hook may embed for; anything else passes through."""
     bulk = _BULK.match(raw_path)
-    if bulk and method in ("POST", "PUT"):
+    if bulk and method in _BULK_METHODS:
         return Route(RouteKind.BULK, split_indices(bulk["index"]) if bulk["index"] else ())
     doc = _DOC.match(raw_path)
     if doc:
