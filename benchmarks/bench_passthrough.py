@@ -1,8 +1,12 @@
-"""Pass-through overhead: the same requests sent to OpenSearch directly and through crossrank.
+"""Pass-through overhead: the same requests sent to OpenSearch directly, through crossrank, and
+through the front-proxy recipe (nginx from `crossrank front-config`, which sends non-search
+traffic straight to OpenSearch).
 
 Load comes from wrk (a separate process, loopback only, bounded by duration). The proxy runs as
-`crossrank serve` in its own process, as in production. Both targets are measured in the same
-run, alternately, and the report gives ratios.
+`crossrank serve` in its own process, as in production, pinned to core 0 with nginx; wrk and
+OpenSearch are pinned to core 1. The proxy's own CPU time (user + system, from /proc) divided
+by the requests wrk completed gives its CPU cost per request. All targets are measured in the
+same run, alternately, and the report gives ratios.
 
     .venv/bin/python benchmarks/bench_passthrough.py [--duration 10] [--connections 1,8]
 """
@@ -22,6 +26,8 @@ from pathlib import Path
 import httpx
 
 from crossrank.devnode import DevNode
+from crossrank.devnode.nginx import FrontNginx
+from crossrank.proxy.front import FrontTargets
 
 REPO = Path(__file__).resolve().parents[1]
 SEARCH_LUA = """
@@ -57,15 +63,48 @@ def parse_wrk(out: str) -> dict[str, float]:
     p50 = re.search(r"50%\s+(\S+)", out)
     p99 = re.search(r"99%\s+(\S+)", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert p50 and p99 and rps, out
-    return {"p50_ms": ms(p50[1]), "p99_ms": ms(p99[1]), "rps": float(rps[1])}
+    done = re.search(r"(\d+) requests in", out)
+    assert p50 and p99 and rps and done, out
+    return {"p50_ms": ms(p50[1]), "p99_ms": ms(p99[1]), "rps": float(rps[1]),
+            "requests": float(done[1])}
 
 
-def run_wrk(url: str, connections: int, duration: int, script: Path | None) -> dict[str, float]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(url: str, connections: int, duration: int, script: Path | None,
+            watch: int | None = None) -> dict[str, float]:
+    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
+           "--latency", url]
     if script is not None:
-        cmd[1:1] = ["-s", str(script)]
-    return parse_wrk(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+        cmd[4:4] = ["-s", str(script)]
+    before = cpu_seconds(watch) if watch else 0.0
+    result = parse_wrk(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    if watch:
+        result["cpu_us"] = (cpu_seconds(watch) - before) / result["requests"] * 1e6
+    return result
+
+
+def pin(pid: int, cores: str) -> None:
+    subprocess.run(["taskset", "-a", "-p", "-c", cores, str(pid)], check=True,
+                   capture_output=True)
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def median(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: sorted(r[k] for r in rows)[len(rows) // 2] for k in rows[0]}
+
+
+PROXY_CORE, LOAD_CORE = "0", "1"
 
 
 def main() -> None:
@@ -74,21 +113,30 @@ def main() -> None:
     parser.add_argument("--connections", default="1,8")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed: apt-get install wrk")
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed: apt-get install wrk util-linux")
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; proxy and nginx on core {PROXY_CORE}, "
+          f"wrk and OpenSearch on core {LOAD_CORE}")
 
     home = Path(tempfile.mkdtemp(prefix="bench-os-"))
     node = DevNode(home=home, port=free_port())
     node.start()
+    pin(int(node.pid_file.read_text()), LOAD_CORE)
     proxy_port = free_port()
     proxy = subprocess.Popen(
-        [sys.executable, "-m", "crossrank.cli", "serve", "--port", str(proxy_port),
-         "--upstream", node.url, "--models-dir", str(home / "no-models")],
+        ["taskset", "-c", PROXY_CORE, sys.executable, "-m", "crossrank.cli", "serve",
+         "--port", str(proxy_port), "--upstream", node.url,
+         "--models-dir", str(home / "no-models")],
         env={**os.environ, "CROSSRANK_ADMIN_TOKEN": "bench-admin-token-0123"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxy_url = f"http://127.0.0.1:{proxy_port}"
+    front = FrontNginx(home / "nginx", FrontTargets(
+        str(free_port()), (f"127.0.0.1:{proxy_port}",), (f"127.0.0.1:{node.port}",)),
+        cores=PROXY_CORE)
     try:
         wait(proxy_url + "/_crossrank/health")
+        front.start()
         httpx.put(f"{node.url}/bench", json={"settings": {"number_of_replicas": 0}})
         for i in range(200):
             httpx.put(f"{node.url}/bench/_doc/{i}",
@@ -96,26 +144,29 @@ def main() -> None:
         httpx.post(f"{node.url}/bench/_refresh")
         script = home / "search.lua"
         script.write_text(SEARCH_LUA)
-        print("| request | connections | direct p50 ms | proxy p50 ms | added p50 ms | "
-              "direct p99 ms | proxy p99 ms | direct req/s | proxy req/s | throughput ratio |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("| request | connections | direct p50 ms | proxy p50 ms | front p50 ms | "
+              "direct req/s | proxy req/s | front req/s | proxy/direct | front/direct | "
+              "proxy CPU µs/req |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name, path, lua in (("GET doc", "/bench/_doc/7", None),
                                 ("POST _search", "/bench/_search", script)):
             for connections in (int(c) for c in args.connections.split(",")):
-                direct: list[dict[str, float]] = []
-                proxied: list[dict[str, float]] = []
-                run_wrk(node.url + path, connections, 2, lua)  # warm both
-                run_wrk(proxy_url + path, connections, 2, lua)
-                for _ in range(args.rounds):  # alternate to spread drift over both
-                    direct.append(run_wrk(node.url + path, connections, args.duration, lua))
-                    proxied.append(run_wrk(proxy_url + path, connections, args.duration, lua))
-                d = {k: sorted(r[k] for r in direct)[len(direct) // 2] for k in direct[0]}
-                p = {k: sorted(r[k] for r in proxied)[len(proxied) // 2] for k in proxied[0]}
+                targets = {"direct": node.url, "proxy": proxy_url, "front": front.url}
+                rows: dict[str, list[dict[str, float]]] = {k: [] for k in targets}
+                for url in targets.values():  # warm every path
+                    run_wrk(url + path, connections, 2, lua)
+                for _ in range(args.rounds):  # alternate to spread drift over all
+                    for key, url in targets.items():
+                        watch = proxy.pid if key == "proxy" else None
+                        rows[key].append(run_wrk(url + path, connections, args.duration, lua,
+                                                 watch))
+                d, p, f = (median(rows[k]) for k in ("direct", "proxy", "front"))
                 print(f"| {name} | {connections} | {d['p50_ms']:.2f} | {p['p50_ms']:.2f} | "
-                      f"{p['p50_ms'] - d['p50_ms']:.2f} | {d['p99_ms']:.2f} | "
-                      f"{p['p99_ms']:.2f} | {d['rps']:.0f} | {p['rps']:.0f} | "
-                      f"{p['rps'] / d['rps']:.2f} |")
+                      f"{f['p50_ms']:.2f} | {d['rps']:.0f} | {p['rps']:.0f} | {f['rps']:.0f} | "
+                      f"{p['rps'] / d['rps']:.2f} | {f['rps'] / d['rps']:.2f} | "
+                      f"{p['cpu_us']:.0f} |")
     finally:
+        front.stop()
         proxy.terminate()
         proxy.wait(timeout=30)
         node.stop()

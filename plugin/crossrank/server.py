@@ -62,4 +62,6 @@ def serve(settings: Settings, models_dir: Path | None = None) -> None:
     app = build_app(settings, models_dir)
     uvicorn.run(app, host=settings.host, port=settings.port, lifespan="on",
                 loop="auto", http="auto", log_level="info", access_log=False, log_config=None,
-                timeout_graceful_shutdown=30, server_header=False, date_header=False)
+                timeout_graceful_shutdown=30, server_header=False, date_header=False,
+                # X-Forwarded-* rewriting of the client address: crossrank never reads it
+                proxy_headers=False)

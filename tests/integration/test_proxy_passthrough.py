@@ -151,6 +151,22 @@ def test_compressed_responses_pass_through_raw(proxy_url: str, opensearch_url: s
     assert proxied.content == direct.content
 
 
+def test_small_and_large_answers_both_arrive_whole(proxy_url: str, opensearch_url: str,
+                                                  os_client: OpenSearch, index_name: str) -> None:
+    # answers with a Content-Length up to 256 KiB are read whole, larger ones stream in chunks
+    os_client.index(index=index_name, id="small", body={"k": "s" * 100}, refresh=True)
+    os_client.index(index=index_name, id="large", body={"k": "l" * 700_000}, refresh=True)
+    with httpx.Client(timeout=30) as client:
+        for doc in ("small", "large", "missing"):
+            path = f"/{index_name}/_doc/{doc}"
+            direct, proxied = client.get(opensearch_url + path), client.get(proxy_url + path)
+            assert (proxied.status_code, proxied.content) == (direct.status_code, direct.content)
+            for name in ("content-length", "transfer-encoding"):
+                assert proxied.headers.get(name) == direct.headers.get(name), (doc, name)
+    assert len(direct.content) < 1000 and len(orjson.dumps(
+        os_client.get(index=index_name, id="large"))) > 256 * 1024
+
+
 def test_headers_reach_opensearch_as_sent(opensearch_url: str,
                                           tiny_cross_encoder_dir: Path) -> None:
     relay = Relay(opensearch_url).start()

@@ -9,6 +9,9 @@ from crossrank.proxy.http import Incoming, Send
 from crossrank.proxy.upstream import HOP_BY_HOP, Upstream
 
 _DROPPED = frozenset(name.encode("latin-1") for name in HOP_BY_HOP - {"content-length"})
+# Answers up to this size (by their Content-Length) are read whole and sent in one message:
+# one write to the client instead of a write per chunk plus an empty last one.
+_WHOLE_BODY_BYTES = 256 * 1024
 
 
 def response_headers(raw: Iterable[tuple[bytes, bytes]],
@@ -31,6 +34,13 @@ async def forward(request: Incoming, upstream: Upstream, send: Send, *,
                                request.query if query is None else query,
                                request.headers, content) as response:
         headers = response_headers(response.raw_headers, extra_headers)
+        length = response.content_length
+        if length is not None and length <= _WHOLE_BODY_BYTES:
+            whole = await upstream.read_whole(response)
+            await send({"type": "http.response.start", "status": response.status,
+                        "headers": headers})
+            await send({"type": "http.response.body", "body": whole})
+            return response.status
         await send({"type": "http.response.start", "status": response.status,
                     "headers": headers})
         async for chunk in upstream.read_body(response):

@@ -155,6 +155,11 @@ class Upstream:
                 body = await response.read()
         return Reply(response.status, body, response.headers)
 
+    async def read_whole(self, response: aiohttp.ClientResponse) -> bytes:
+        """The rest of a streamed response's body, still content-encoded."""
+        with _translate():
+            return await response.read()
+
     async def read_body(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         with _translate():
             async for chunk in response.content.iter_any():
