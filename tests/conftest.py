@@ -24,6 +24,14 @@ pytest_plugins = ["model_fixtures", "proxy_fixtures"]
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Graphs quantised at load (int8_on_load) go to a cache of this run's own, not ~/.cache.
+    if "CROSSRANK_CACHE_DIR" not in os.environ:
+        import tempfile
+
+        os.environ["CROSSRANK_CACHE_DIR"] = tempfile.mkdtemp(prefix="crossrank-test-cache-")
+
+
 def _say(request: pytest.FixtureRequest, line: str) -> None:
     """Print past pytest's capture, so the node's version shows in every test run."""
     capture = request.config.pluginmanager.get_plugin("capturemanager")

@@ -155,6 +155,10 @@ def export_command(
     int8_isa: Annotated[str | None, typer.Option(
         help="With --quantize int8: the CPU instruction set to quantise for (avx512_vnni, "
              "avx512, avx2, arm64; default: this machine's).")] = None,
+    int8_on_load: Annotated[bool, typer.Option(
+        "--int8-on-load",
+        help="With --quantize int8: ship the float graph (weights stored fp16) and quantise "
+             "it for each machine's own CPU when it is first loaded (cached).")] = False,
 ) -> None:
     """Export a Hugging Face cross-encoder or sentence-transformers embedder to ONNX."""
     try:
@@ -168,13 +172,14 @@ def export_command(
         manifest = export_model(model, out, kind=kind, quantize=quantize,  # type: ignore[arg-type]
                                 optimize=optimize, max_length=max_length,  # type: ignore[arg-type]
                                 label=label, force=force, trim_last_layer=trim_last_layer,
-                                int8_keep_fp32=int8_keep_fp32 or (), int8_isa=int8_isa)
+                                int8_keep_fp32=int8_keep_fp32 or (), int8_isa=int8_isa,
+                                int8_on_load=int8_on_load)
     except ExportError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"exported {manifest.kind} to {out}")
-    typer.echo(manifest.model_dump_json(indent=2, include={"parity", "quantization",
-                                                           "max_length", "last_layer_rows"}))
+    typer.echo(manifest.model_dump_json(indent=2, include={
+        "parity", "quantization", "int8_on_load", "max_length", "last_layer_rows"}))
 
 
 @app.command("trim")

@@ -11,7 +11,6 @@ import pytest
 from crossrank.models import CrossEncoder, Manifest
 from crossrank.models.parity import spearman, top_k_overlap
 from crossrank.models.quantize import cpu_isa, int8_settings
-from crossrank.models.sample_texts import pair_sample
 
 MAX_LENGTH = 256
 
@@ -36,13 +35,6 @@ def torch_scores(source: Path, pairs: list[tuple[str, str]], max_length: int) ->
     if logits.shape[1] == 1:
         return 1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64)))  # ST's default: sigmoid
     return logits[:, 1] - logits[:, 0]  # two labels: log-odds of label 1
-
-
-@pytest.fixture(scope="module")
-def sample_pairs() -> list[list[tuple[str, str]]]:
-    sample = pair_sample(queries=2, candidates=50, seed=7)
-    return [[(q, d) for d in docs] for q, docs in zip(sample.queries, sample.candidates,
-                                                       strict=True)]
 
 
 @pytest.mark.parametrize("name", ["bert", "bert-2label", "electra", "xlmr"])
@@ -82,8 +74,8 @@ def test_int8_keeps_the_top_of_the_ranking(isa: str | None, model_factory: Any,
     int8 kernels without letting a broken graph (overlap ~0.2, Spearman ~0) pass.
 
     ``isa=None`` quantises for this CPU, whatever it is; the settings are the ones
-    ``int8_settings`` (the code export asks) gives for it. The AVX2 (uint8 weights) and
-    AVX-512 VNNI (int8 weights) graphs are made explicitly too: ONNX Runtime runs either on
+    ``int8_settings`` (the code export asks) gives for it. The AVX2 (7-bit weights) and
+    AVX-512 VNNI (8-bit weights) graphs are made explicitly too: ONNX Runtime runs either on
     any x86 CPU, so both paths are covered on every machine."""
     fp32 = CrossEncoder.load(model_factory.exported("bert-64"))
     options: dict[str, Any] = {"int8_isa": isa} if isa else {}

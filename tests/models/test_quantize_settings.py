@@ -29,12 +29,13 @@ def test_arm(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cpu_isa(ZEN4) == "arm64"
 
 
-@pytest.mark.parametrize("isa, weights", [("avx512_vnni", "int8"), ("avx2", "uint8"),
-                                          ("avx512", "int8"), ("arm64", "int8")])
-def test_int8_settings_per_isa(isa: str, weights: str) -> None:
-    """What export writes into the manifest for each ISA (optimum's choice, read back)."""
+@pytest.mark.parametrize("isa, reduce_range", [("avx512_vnni", False), ("avx2", True),
+                                               ("avx512", True), ("arm64", False)])
+def test_int8_settings_per_isa(isa: str, reduce_range: bool) -> None:
+    """int8 weights everywhere (the U8S8 kernels); 7-bit where VPMADDUBSW could saturate."""
     settings = int8_settings(isa)
-    assert settings.isa == isa and settings.weights == weights
+    assert settings.isa == isa and settings.weights == "int8"
+    assert settings.reduce_range is reduce_range and settings.activations == "uint8"
     assert settings.per_channel and settings.method == "dynamic"
 
 

@@ -31,6 +31,7 @@ class CrossEncoder:
         if max_batch_tokens < 1:
             raise ValueError("max_batch_tokens must be positive")
         self.manifest = manifest
+        self.quantization = manifest.quantization  # what runs (load() sets the local int8)
         self._head: ScoreHead = manifest.score
         self._session = session
         self._tokenizer = tokenizer
@@ -46,8 +47,10 @@ class CrossEncoder:
                                graph_optimization=graph_optimization,
                                execution_provider=execution_provider,
                                verify_checksums=verify_checksums)
-        return cls(files.manifest, files.session, files.tokenizer,
-                   max_batch_tokens=max_batch_tokens)
+        model = cls(files.manifest, files.session, files.tokenizer,
+                    max_batch_tokens=max_batch_tokens)
+        model.quantization = files.quantization
+        return model
 
     def score(self, pairs: Sequence[Pair], *, max_length: int | None = None) -> Scores:
         """One score per pair, in input order. ``max_length`` can only lower the model's own

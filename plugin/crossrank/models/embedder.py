@@ -29,6 +29,7 @@ class Embedder:
         if max_batch_tokens < 1:
             raise ValueError("max_batch_tokens must be positive")
         self.manifest = manifest
+        self.quantization = manifest.quantization  # what runs (load() sets the local int8)
         self._pooling: Pooling = manifest.pooling
         self._session = session
         self._tokenizer = tokenizer
@@ -44,8 +45,10 @@ class Embedder:
                                graph_optimization=graph_optimization,
                                execution_provider=execution_provider,
                                verify_checksums=verify_checksums)
-        return cls(files.manifest, files.session, files.tokenizer,
-                   max_batch_tokens=max_batch_tokens)
+        model = cls(files.manifest, files.session, files.tokenizer,
+                    max_batch_tokens=max_batch_tokens)
+        model.quantization = files.quantization
+        return model
 
     @property
     def dimension(self) -> int:

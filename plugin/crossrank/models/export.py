@@ -27,6 +27,7 @@ from crossrank.models.embedder import Embedder
 from crossrank.models.errors import ExportError, ManifestError
 from crossrank.models.manifest import (
     MANIFEST_NAME,
+    Int8OnLoad,
     Kind,
     Manifest,
     Parity,
@@ -57,7 +58,7 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
                  max_length: int | None = None, label: int | None = None,
                  activation: Activation | None = None, force: bool = False,
                  trim_last_layer: bool = True, int8_keep_fp32: Sequence[str] = (),
-                 int8_isa: str | None = None) -> Manifest:
+                 int8_isa: str | None = None, int8_on_load: bool = False) -> Manifest:
     """Export ``source`` (a local directory) into ``out`` and return the written manifest.
 
     ``kind`` is inferred when not given (a *ForSequenceClassification model is a cross-encoder,
@@ -71,15 +72,20 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
     fragments of MatMul nodes that int8 quantisation leaves in fp32 (for accuracy; on
     MiniLM-L6, ``layer.0/output/dense/`` raised Spearman to fp32 from 0.985 to 0.990 for 8%
     more time, docs/benchmarks.md). ``int8_isa``: the instruction set to quantise for
-    (``models.quantize.ISAS``; default this CPU's).
+    (``models.quantize.ISAS``; default this CPU's). ``int8_on_load``: ship the float graph
+    (weights stored fp16) and let each machine quantise it for its own instruction set at
+    first load (models/local_int8.py), instead of an int8 graph made for this one.
     """
     if kind not in (None, "cross-encoder", "embedder"):
         raise ExportError(f"kind must be 'cross-encoder' or 'embedder', got {kind!r}")
     if quantize not in (None, "int8"):
         raise ExportError(f"quantize must be 'int8' or None, got {quantize!r}")
-    if (int8_keep_fp32 or int8_isa) and quantize is None:
-        raise ExportError("int8_keep_fp32 and int8_isa shape the int8 graph: they need "
-                          "quantize int8")
+    if (int8_keep_fp32 or int8_isa or int8_on_load) and quantize is None:
+        raise ExportError("int8_keep_fp32, int8_isa and int8_on_load shape the int8 graph: "
+                          "they need quantize int8")
+    if int8_isa and int8_on_load:
+        raise ExportError("int8_on_load quantises for the CPU that loads the model: it takes "
+                          "no int8_isa")
     if optimize not in (None, "O1", "O2", "O3"):
         raise ExportError(f"optimize must be 'O1', 'O2', 'O3' or None, got {optimize!r}")
     model_source = inspect_source(source, kind=kind, label=label, activation=activation,
@@ -103,8 +109,10 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
             from crossrank.models.optimize import optimize_graph
 
             graph = optimize_graph(staging / "export", optimize, staging / "optimized")
-        quantization = None
-        if quantize is not None:
+        quantization, on_load = None, None
+        if quantize is not None and int8_on_load:
+            graph, on_load = _float_for_load(graph, staging / "fp16.onnx", int8_keep_fp32)
+        elif quantize is not None:
             from crossrank.models.quantize import quantize_int8
 
             quantization = quantize_int8(graph, staging / "quantized.onnx",
@@ -114,7 +122,8 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
         final.mkdir()
         files = [*_place_graph(graph, final), _write_tokenizer(tokenizer, final)]
         manifest = _manifest(model_source, final, files, tokenizer, optimize, quantization)
-        manifest = manifest.model_copy(update={"last_layer_rows": last_layer_rows})
+        manifest = manifest.model_copy(update={"last_layer_rows": last_layer_rows,
+                                               "int8_on_load": on_load})
         manifest.write(final)
         manifest = manifest.model_copy(update={"parity": _parity(model, tokenizer, final)})
         manifest.write(final)
@@ -224,6 +233,19 @@ def _trim(graph: Path, target: Path, tokenizer: Any, max_length: int) -> bool:
                     "graph's by %.3g (tolerance %g)", difference, TRIM_TOLERANCE)
         return False
     return True
+
+
+def _float_for_load(graph: Path, target: Path,
+                    keep_fp32: Sequence[str]) -> tuple[Path, Int8OnLoad]:
+    """The float graph with its weights stored fp16, to be quantised where it is loaded."""
+    import onnx
+
+    from crossrank.models.local_int8 import fp16_storage
+    from crossrank.models.quantize import matmuls_named
+
+    kept = matmuls_named(graph, keep_fp32)
+    _save_graph(fp16_storage(onnx.load(str(graph))), target, target.name + ".data")
+    return target, Int8OnLoad(fp32_nodes=kept)
 
 
 def _place_graph(graph: Path, final: Path) -> list[str]:

@@ -78,6 +78,14 @@ class Quantization(_Strict):
     """MatMul nodes left in fp32 on purpose (``--int8-keep-fp32``), for accuracy."""
 
 
+class Int8OnLoad(_Strict):
+    """The shipped graph is float (weights stored fp16); each machine quantises it for its own
+    instruction set at first load (models/local_int8.py) with ``quantize.int8_settings``."""
+
+    fp32_nodes: tuple[str, ...] = ()
+    """MatMul nodes left in fp32, as ``Quantization.fp32_nodes``."""
+
+
 class Parity(_Strict):
     """Agreement of the exported graph, run by the crossrank runtime, with the PyTorch model.
 
@@ -141,6 +149,9 @@ class Manifest(_Strict):
     last_layer_rows: Literal["all", "first"] = "all"
     """``first``: the graph's last layer computes only the row the head reads (models/trim.py)."""
     quantization: Quantization | None = None
+    """The int8 settings the shipped graph was made with (None: a float graph)."""
+    int8_on_load: Int8OnLoad | None = None
+    """Set when the float graph is to be quantised for the local CPU when it is loaded."""
     checksums: dict[str, str]
     parity: Parity | None = None
     exported_with: dict[str, str] = Field(default_factory=dict)
@@ -178,6 +189,9 @@ class Manifest(_Strict):
         missing = {self.model_file, self.tokenizer_file} - set(self.checksums)
         if missing:
             raise ValueError(f"no checksum for {sorted(missing)}")
+        if self.int8_on_load is not None and self.quantization is not None:
+            raise ValueError("int8_on_load needs a float graph, but 'quantization' says the "
+                             "graph is already int8")
         return self
 
     @property
@@ -211,6 +225,8 @@ class Manifest(_Strict):
             exclude["quantization"] = {"fp32_nodes"}
         if not self.recommended:
             exclude["recommended"] = True
+        if self.int8_on_load is None:
+            exclude["int8_on_load"] = True
         file.write_text(self.model_dump_json(indent=2, exclude=exclude or None) + "\n",
                         encoding="utf-8")
         return file

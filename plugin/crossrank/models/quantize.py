@@ -1,11 +1,15 @@
-"""Dynamic int8 quantisation, with settings chosen for the CPU it runs on (export side)."""
+"""Dynamic int8 quantisation, with settings chosen for the CPU it runs on.
+
+Used by export (``--quantize int8``) and at load time (``int8_on_load``: models/local_int8.py).
+Needs onnx and onnxruntime's quantiser, not torch or optimum.
+"""
 
 from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from crossrank.models.errors import ExportError
 from crossrank.models.manifest import Quantization
@@ -53,28 +57,33 @@ def machine_summary() -> str:
             f"({platform.machine()})")
 
 
+# Weights per instruction set. ONNX Runtime's x86 kernels for uint8 activations x int8 weights
+# (U8S8) use VPMADDUBSW on AVX2 and AVX-512 without VNNI, which adds pairs of products in
+# saturating int16: full-range int8 weights can overflow it, so there the weights keep 7 bits
+# (reduce_range). With VNNI (VPDPBUSD accumulates in int32) and on ARM they keep all 8.
+# optimum's AVX2 preset chose uint8 weights (U8U8) instead, whose kernel widens to int16 and
+# multiplies no faster than fp32 FMA: that graph ran at fp32's speed on an AVX2 EPYC.
+_WEIGHTS_BY_ISA: dict[str, tuple[Literal["int8", "uint8"], bool]] = {
+    "avx512_vnni": ("int8", False),
+    "avx512": ("int8", True),
+    "avx2": ("int8", True),
+    "arm64": ("int8", False),
+}
+# The operators quantised (optimum's list for these presets; only those present matter).
+_OPERATORS = ("Conv", "MatMul", "Attention", "LSTM", "Gather", "Transpose",
+              "EmbedLayerNormalization")
+
+
 def int8_settings(isa: str | None = None) -> Quantization:
-    """The dynamic int8 settings export uses for ``isa`` (default: this CPU's), as optimum's
-    ``AutoQuantizationConfig`` chooses them: int8 weights for AVX-512 (with or without VNNI) and
-    ARM, uint8 weights for AVX2; activations uint8 everywhere. Tests ask this function, not a
-    constant, because the answer depends on the machine."""
-    config = _optimum_config(isa or cpu_isa())
-    from onnxruntime.quantization import QuantType
-
-    return Quantization(
-        weights="int8" if config.weights_dtype == QuantType.QInt8 else "uint8",
-        activations="int8" if config.activations_dtype == QuantType.QInt8 else "uint8",
-        per_channel=config.per_channel, reduce_range=config.reduce_range,
-        isa=isa or cpu_isa())
-
-
-def _optimum_config(isa: str) -> Any:
-    from optimum.onnxruntime import AutoQuantizationConfig
-
-    factory = getattr(AutoQuantizationConfig, isa, None)
-    if factory is None or isa not in ISAS:
+    """The dynamic int8 settings for ``isa`` (default: this CPU's): weights int8 per channel,
+    7-bit where the ISA's kernel could saturate; activations uint8 everywhere. Tests ask this
+    function, not a constant, because the answer depends on the machine."""
+    isa = isa or cpu_isa()
+    if isa not in _WEIGHTS_BY_ISA:
         raise ExportError(f"unknown instruction set {isa!r}; expected one of {', '.join(ISAS)}")
-    return factory(is_static=False, per_channel=True)
+    weights, reduce_range = _WEIGHTS_BY_ISA[isa]
+    return Quantization(weights=weights, activations="uint8", per_channel=True,
+                        reduce_range=reduce_range, isa=isa)
 
 
 def quantize_int8(source: Path, target: Path, isa: str | None = None,
@@ -86,27 +95,31 @@ def quantize_int8(source: Path, target: Path, isa: str | None = None,
     The quantiser is onnxruntime's ``quantize_dynamic``, because optimum's ORTQuantizer cannot
     type the fused contrib ops (Attention, SkipLayerNormalization) of an O2 graph.
     """
-    import onnx
-    from onnxruntime.quantization import quantize_dynamic
+    kept = matmuls_named(source, keep_fp32)
+    settings = int8_settings(isa).model_copy(update={"fp32_nodes": kept})
+    quantize_graph(source, target, settings)
+    return settings
 
-    isa = isa or cpu_isa()
-    config = _optimum_config(isa)
-    kept = _matmuls_named(source, keep_fp32)
+
+def quantize_graph(source: Path | Any, target: Path, settings: Quantization) -> None:
+    """``source`` (a path or an ``onnx.ModelProto`` with fp32 weights) quantised by
+    onnxruntime's ``quantize_dynamic`` with ``settings``, written to ``target``."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     quantize_dynamic(
         source, target,
-        nodes_to_exclude=list(kept),
-        op_types_to_quantize=[str(getattr(op, "value", op)) for op in config.operators_to_quantize],
-        per_channel=config.per_channel,
-        reduce_range=config.reduce_range,
-        weight_type=config.weights_dtype,
-        extra_options={"WeightSymmetric": config.weights_symmetric,
-                       "ActivationSymmetric": config.activations_symmetric,
+        nodes_to_exclude=list(settings.fp32_nodes),
+        op_types_to_quantize=list(_OPERATORS),
+        per_channel=settings.per_channel,
+        reduce_range=settings.reduce_range,
+        weight_type=QuantType.QInt8 if settings.weights == "int8" else QuantType.QUInt8,
+        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
                        "DefaultTensorType": onnx.TensorProto.FLOAT},
     )
-    return int8_settings(isa).model_copy(update={"fp32_nodes": kept})
 
 
-def _matmuls_named(graph: Path, patterns: Sequence[str]) -> tuple[str, ...]:
+def matmuls_named(graph: Path, patterns: Sequence[str]) -> tuple[str, ...]:
     """The MatMul nodes of ``graph`` whose names contain one of ``patterns``."""
     if not patterns:
         return ()

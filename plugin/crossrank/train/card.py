@@ -61,9 +61,12 @@ def render_card(name: str, training: dict[str, Any]) -> str:
         f" on the judgments `{data.get('judgments')}`")
     parts = [
         f"# {name}", "",
-        f"{intro}, exported to int8 ONNX. Its PyTorch weights are kept in `pytorch/` (fp16 "
-        "safetensors): fine-tune further with `crossrank finetune --from` this directory, or "
-        "re-quantise with `crossrank export pytorch/ --quantize int8`.", "",
+        f"{intro}, exported to ONNX. `model.onnx` is the float graph (weights stored fp16); "
+        "each machine quantises it to int8 for its own CPU (AVX-512 VNNI, AVX2, ARM) when it "
+        "first loads the model, and caches the result. Its PyTorch weights are kept in "
+        "`pytorch/` (fp16 safetensors): fine-tune further with `crossrank finetune --from` "
+        "this directory, or re-export with "
+        "`crossrank export pytorch/ --quantize int8 --int8-on-load`.", "",
         "## Training data", "",
         f"- {data.get('train_queries')} judged queries to train on and "
         f"{data.get('held_out_queries')} held out (early stopping, this card's numbers and "

@@ -1,10 +1,11 @@
 """Ship a trained student: its PyTorch weights (fp16 safetensors, in ``pytorch/`` beside the
-ONNX graph), the int8 ONNX export of exactly those weights (``crossrank.models.export``), the
-training record in the manifest, and the model card.
+ONNX graph), the ONNX export of exactly those weights (``crossrank.models.export``; int8 made
+for each machine's CPU at its first load, ``int8_on_load``), the training record in the
+manifest, and the model card.
 
 The graph is exported from the saved fp16 weights, not from the live fp32 ones, so that
-``crossrank export DIR/pytorch --quantize int8`` rebuilds the shipped graph and a fine-tune
-``--from DIR`` starts from the model that was measured.
+``crossrank export DIR/pytorch --quantize int8 --int8-on-load`` rebuilds the shipped graph and
+a fine-tune ``--from DIR`` starts from the model that was measured.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ def save_weights(model: Any, tokenizer: Any, directory: Path, *,
 
 def export(weights: Path, out: Path, max_length: int, training: dict[str, Any],
            quantize: bool = True, keep_fp32: Sequence[str] = ()) -> Path:
-    """int8 (or fp32) ONNX into ``out``, the training record in ``crossrank.json``."""
+    """ONNX into ``out`` (int8 on load, or fp32), the training record in ``crossrank.json``."""
     from crossrank.models.export import export_model
 
     manifest = export_model(weights, out, kind="cross-encoder",
                             quantize="int8" if quantize else None, max_length=max_length,
-                            activation="none", force=True, int8_keep_fp32=keep_fp32)
+                            activation="none", force=True, int8_keep_fp32=keep_fp32,
+                            int8_on_load=quantize)
     manifest.model_copy(update={"training": training}).write(out)
     return out
 

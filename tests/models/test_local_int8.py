@@ -1,0 +1,102 @@
+"""int8 made for the local CPU at first load (``int8_on_load``): the shipped float graph with
+fp16-stored weights, quantised once per instruction set into a cache, ranking like fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from crossrank.models import CrossEncoder, Manifest
+from crossrank.models.errors import ExportError
+from crossrank.models.local_int8 import local_int8_graph, local_settings
+from crossrank.models.onnx_session import OnnxSession
+from crossrank.models.parity import spearman, top_k_overlap
+from crossrank.models.quantize import ISAS, cpu_isa, int8_settings
+
+
+@pytest.fixture(scope="module")
+def on_load_dir(model_factory: Any) -> Path:
+    return model_factory.exported("bert-64", quantize="int8", int8_on_load=True)
+
+
+def test_export_ships_the_float_graph_at_half_size(on_load_dir: Path, model_factory: Any,
+                                                   sample_pairs: list[list[tuple[str, str]]]
+                                                   ) -> None:
+    manifest = Manifest.read(on_load_dir)
+    assert manifest.int8_on_load is not None and manifest.quantization is None
+    fp32_dir = model_factory.exported("bert-64")
+    size = (on_load_dir / "model.onnx").stat().st_size
+    assert size < 0.6 * (fp32_dir / "model.onnx").stat().st_size
+    # the shipped file runs as it is (Casts to fp32 folded at load): fp32 up to fp16 rounding
+    fp32 = CrossEncoder.load(fp32_dir)
+    stored = CrossEncoder(manifest, OnnxSession(on_load_dir / "model.onnx"),
+                          fp32._tokenizer)
+    pairs = sample_pairs[0]
+    assert np.max(np.abs(fp32.raw_scores(pairs) - stored.raw_scores(pairs))) < 2e-2
+
+
+def test_first_load_quantises_for_this_cpu_then_reuses_the_cache(
+        on_load_dir: Path, model_factory: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, sample_pairs: list[list[tuple[str, str]]]) -> None:
+    monkeypatch.setenv("CROSSRANK_CACHE_DIR", str(tmp_path))
+    model = CrossEncoder.load(on_load_dir)
+    assert model.quantization == int8_settings(cpu_isa())
+    (cached,) = (tmp_path / "int8").glob("*.onnx")
+    assert f"-{cpu_isa()}-" in cached.name
+    made = cached.stat().st_mtime_ns
+    again = CrossEncoder.load(on_load_dir)
+    assert [p.name for p in (tmp_path / "int8").iterdir()] == [cached.name]
+    assert cached.stat().st_mtime_ns == made  # opened, not made again
+    fp32 = CrossEncoder.load(model_factory.exported("bert-64"))
+    for pairs in sample_pairs:
+        reference, got = fp32.score(pairs), again.score(pairs)
+        np.testing.assert_array_equal(got, model.score(pairs))
+        assert spearman(reference, got) > 0.9  # a tiny random model: see the int8 parity test
+        assert top_k_overlap(reference, got, 10) >= 0.7
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_every_isas_graph_runs_here_and_ranks_like_fp32(
+        isa: str, on_load_dir: Path, model_factory: Any, tmp_path: Path,
+        sample_pairs: list[list[tuple[str, str]]]) -> None:
+    """Each instruction set's settings, made and run on this machine (ONNX Runtime runs any
+    of them on any x86 CPU), so every path is covered wherever the suite runs."""
+    manifest = Manifest.read(on_load_dir)
+    graph, settings = local_int8_graph(on_load_dir, manifest, isa=isa, cache=tmp_path)
+    assert settings == local_settings(manifest, isa) and settings.isa == isa
+    fp32 = CrossEncoder.load(model_factory.exported("bert-64"))
+    int8 = CrossEncoder(manifest, OnnxSession(graph), fp32._tokenizer)
+    pairs = sample_pairs[0]
+    assert spearman(fp32.score(pairs), int8.score(pairs)) > 0.9
+
+
+def test_a_damaged_cache_entry_is_an_error_naming_it(on_load_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from crossrank.models.errors import ManifestError
+
+    monkeypatch.setenv("CROSSRANK_CACHE_DIR", str(tmp_path))
+    CrossEncoder.load(on_load_dir)
+    (cached,) = (tmp_path / "int8").glob("*.onnx")
+    cached.write_bytes(b"not a graph")
+    with pytest.raises(ManifestError, match="cannot load"):
+        CrossEncoder.load(on_load_dir)
+
+
+def test_int8_on_load_needs_quantize_and_no_isa(model_factory: Any, tmp_path: Path) -> None:
+    from crossrank.models import export_model
+
+    with pytest.raises(ExportError, match="need quantize int8"):
+        export_model(model_factory.source("bert-64"), tmp_path / "a", int8_on_load=True)
+    with pytest.raises(ExportError, match="takes no int8_isa"):
+        export_model(model_factory.source("bert-64"), tmp_path / "b", quantize="int8",
+                     int8_on_load=True, int8_isa="avx2")
+
+
+def test_manifest_refuses_int8_on_load_over_an_int8_graph(on_load_dir: Path) -> None:
+    data = Manifest.read(on_load_dir).model_dump()
+    data["quantization"] = int8_settings("avx2").model_dump()
+    with pytest.raises(ValueError, match="int8_on_load needs a float graph"):
+        Manifest.model_validate(data)

@@ -1,0 +1,53 @@
+"""The default model as shipped in onnx_models/: intact, quantised for this CPU at load, and
+ranking the judged abstract of real SciFact training claims above the others."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crossrank.models import CrossEncoder, Manifest
+from crossrank.models.quantize import cpu_isa, int8_settings
+from crossrank.models.sample_texts import join_title, scifact_dir
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT = REPO / "onnx_models" / "crossrank-minilm-l6-scifact"
+
+
+def test_the_default_model_ships_its_float_graph_and_weights() -> None:
+    manifest = Manifest.read(DEFAULT)
+    manifest.verify(DEFAULT)
+    assert manifest.int8_on_load is not None and manifest.quantization is None
+    assert (DEFAULT / "pytorch" / "model.safetensors").is_file()  # to fine-tune, re-export
+
+
+def test_the_default_model_runs_int8_for_this_cpu_and_ranks_judged_abstracts_first() -> None:
+    data = scifact_dir()
+    if data is None:
+        pytest.skip("SciFact is not here (datasets/scifact)")
+    model = CrossEncoder.load(DEFAULT)
+    assert model.quantization == int8_settings(cpu_isa())
+    corpus = {}
+    with (data / "corpus.jsonl").open() as lines:
+        for line in lines:
+            doc = json.loads(line)
+            corpus[doc["_id"]] = join_title(doc.get("title", ""), doc["text"])
+    queries = {}
+    with (data / "queries.jsonl").open() as lines:
+        for line in lines:
+            query = json.loads(line)
+            queries[query["_id"]] = query["text"]
+    judged: dict[str, str] = {}
+    for row in (data / "qrels_train.tsv").read_text().splitlines()[1:40]:
+        query_id, doc_id, _ = row.split("\t")
+        judged.setdefault(query_id, doc_id)
+    others = sorted(corpus)[:9]
+    firsts = 0
+    for query_id, doc_id in judged.items():
+        candidates = [doc_id] + [d for d in others if d != doc_id][:8]
+        scores = model.score([(queries[query_id], corpus[d]) for d in candidates],
+                             max_length=128)
+        firsts += int(scores.argmax() == 0)
+    assert firsts >= 0.8 * len(judged), (firsts, len(judged))
