@@ -82,3 +82,37 @@ def test_the_commands_report_bad_input_as_one_error_line(tmp_path: Path) -> None
     result = runner.invoke(app, ["finetune", "--policy", "p", "--out", str(tmp_path / "m"),
                                  "--dataset", str(tmp_path), "--config", str(bad)])
     assert result.exit_code == 1 and "unknown training settings" in result.output
+
+
+def test_a_student_keeps_the_first_layers_of_its_start() -> None:
+    from crossrank.train.student import keep_layers, tiny_student
+
+    model = tiny_student(seed=1)
+    first = model.bert.encoder.layer[0]
+    keep_layers(model, 1)
+    assert len(model.bert.encoder.layer) == 1 and model.config.num_hidden_layers == 1
+    assert model.bert.encoder.layer[0] is first
+    with pytest.raises(StartError, match="cannot keep 3"):
+        keep_layers(model, 3)
+
+
+def test_a_model_teacher_needs_its_model_named() -> None:
+    from crossrank.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="teacher_model go together"):
+        TrainConfig(teacher="model")
+    with pytest.raises(ValueError, match="teacher_model go together"):
+        TrainConfig(teacher_model="onnx_models/x")
+    with pytest.raises(ValueError, match="student_layers"):
+        TrainConfig(student_layers=0)
+
+
+def test_a_cross_encoder_teacher_gives_the_exported_models_raw_scores(
+        tiny_cross_encoder_dir: Path) -> None:
+    from crossrank.models import CrossEncoder
+    from crossrank.train.teacher import cross_encoder_teacher
+
+    pairs = [("a query", "a document"), ("another query", "a longer document here")]
+    teach = cross_encoder_teacher(tiny_cross_encoder_dir, 64)
+    expected = CrossEncoder.load(tiny_cross_encoder_dir).raw_scores(pairs, max_length=64)
+    assert teach(pairs) == [float(v) for v in expected]

@@ -50,8 +50,13 @@ class TrainConfig:
     bf16: bool = True
     # distillation: KL(teacher || student) over each group. ``start``: the model the run
     # starts from (its logits; keeps a fine-tune near what already worked), ``bi-encoder``:
-    # all-MiniLM-L6-v2's cosine (x teacher_scale, 20 as it was trained), ``none``
-    teacher: Literal["start", "bi-encoder", "none"] = "start"
+    # all-MiniLM-L6-v2's cosine (x teacher_scale, 20 as it was trained), ``model``: an
+    # exported crossrank cross-encoder (``teacher_model``, its raw scores, run by ONNX
+    # Runtime: a larger model distilled into a smaller student), ``none``
+    teacher: Literal["start", "bi-encoder", "model", "none"] = "start"
+    teacher_model: str | None = None
+    # a smaller student: keep only the start's first N transformer layers (None: all)
+    student_layers: int | None = None
     distill_weight: float = 1.0
     teacher_scale: float = 1.0
     teacher_max_length: int = 256
@@ -64,6 +69,13 @@ class TrainConfig:
     time_budget_s: float = 10 * 60.0
     blend_alphas: tuple[float, ...] = field(
         default_factory=lambda: tuple(round(0.05 * i, 2) for i in range(21)))
+
+    def __post_init__(self) -> None:
+        if (self.teacher == "model") != (self.teacher_model is not None):
+            raise ValueError("teacher 'model' and teacher_model go together: name the exported "
+                             "cross-encoder to distil from")
+        if self.student_layers is not None and self.student_layers < 1:
+            raise ValueError("student_layers must be at least 1")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -117,7 +117,7 @@ def run_finetune(options: FinetuneOptions) -> Finetuned:
     seconds["mine"] = time.monotonic() - began
 
     start_dir = options.start or _policy_model(policy, options.models_dir)
-    model, tokenizer, start = load_student(start_dir, cfg.seed)
+    model, tokenizer, start = load_student(start_dir, cfg.seed, cfg.student_layers)
     wiki_train, wiki_held = _wikiqa(options.wikiqa, cfg)
     groups = build_groups(judged, split.train, mined, synthetic, corpus, wiki_train, cfg)
 
@@ -237,6 +237,11 @@ def _teacher(cfg: TrainConfig, model: Any, tokenizer: Any, start: Start,
         from crossrank.train.teacher import bi_encoder_dir, bi_encoder_teacher
 
         return bi_encoder_teacher(bi_encoder_dir(), cfg.teacher_max_length, cache)
+    if cfg.teacher == "model":
+        from crossrank.train.teacher import cross_encoder_teacher
+
+        assert cfg.teacher_model is not None
+        return cross_encoder_teacher(Path(cfg.teacher_model), cfg.max_length)
     if not start.cross_encoder:
         raise ValueError(f"teacher 'start' needs a cross-encoder to start from; "
                          f"{start.directory} has no trained head (use teacher bi-encoder "

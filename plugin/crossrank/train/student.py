@@ -61,8 +61,10 @@ def training_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_student(path: Path, seed: int) -> tuple[Any, Any, Start]:
-    """(model, tokenizer, where it came from); the seed fixes a new head's initial weights."""
+def load_student(path: Path, seed: int,
+                 layers: int | None = None) -> tuple[Any, Any, Start]:
+    """(model, tokenizer, where it came from); the seed fixes a new head's initial weights.
+    ``layers``: keep only the first N transformer layers (a smaller, faster student)."""
     directory = weights_dir(path)
     config = AutoConfig.from_pretrained(str(directory))
     cross = any(a.endswith("ForSequenceClassification") for a in config.architectures or ())
@@ -73,7 +75,21 @@ def load_student(path: Path, seed: int) -> tuple[Any, Any, Start]:
     model = AutoModelForSequenceClassification.from_pretrained(
         str(directory), num_labels=1, problem_type="regression", dtype=torch.float32)
     tokenizer = cast(Any, AutoTokenizer).from_pretrained(str(directory))
+    if layers is not None:
+        keep_layers(model, layers)
     return model.to(training_device()), tokenizer, Start(directory, cross)
+
+
+def keep_layers(model: Any, layers: int) -> None:
+    """Cut an encoder to its first ``layers`` transformer layers, in place."""
+    encoder: Any = getattr(model.base_model, "encoder", None)
+    stack = getattr(encoder, "layer", None)
+    if encoder is None or stack is None:
+        raise StartError(f"{type(model).__name__} has no encoder.layer stack to cut")
+    if layers > len(stack):
+        raise StartError(f"the start has {len(stack)} layers; cannot keep {layers}")
+    encoder.layer = torch.nn.ModuleList(list(stack)[:layers])
+    model.config.num_hidden_layers = layers
 
 
 def tiny_student(seed: int, vocab_size: int = 30522) -> Any:

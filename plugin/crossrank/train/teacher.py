@@ -1,4 +1,5 @@
-"""The all-MiniLM-L6-v2 bi-encoder: the cross-encoder's starting weights and its teacher.
+"""Teachers: the all-MiniLM-L6-v2 bi-encoder (the default model's starting weights and its
+teacher), or an exported cross-encoder distilled into a smaller student.
 
 Its cosine between a query and a document is a dense relevance signal available for every
 candidate, judged or not; the student learns to order each group the way the teacher does
@@ -78,4 +79,18 @@ def bi_encoder_teacher(model_dir: Path, max_length: int,
                 np.save(path, vectors)
         row = {text: i for i, text in enumerate(texts)}
         return [float(vectors[row[q]] @ vectors[row[d]]) for q, d in pairs]
+    return teach
+
+
+def cross_encoder_teacher(model_dir: Path, max_length: int
+                          ) -> Callable[[Sequence[tuple[str, str]]], list[float]]:
+    """A batch teacher: an exported crossrank cross-encoder's raw scores (logits), run by ONNX
+    Runtime as the proxy runs it (int8 for this CPU where it ships int8-on-load), to distil a
+    larger model into a smaller student."""
+    from crossrank.models import CrossEncoder
+
+    model = CrossEncoder.load(model_dir)
+
+    def teach(pairs: Sequence[tuple[str, str]]) -> list[float]:
+        return [float(v) for v in model.raw_scores(list(pairs), max_length=max_length)]
     return teach
