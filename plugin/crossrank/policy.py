@@ -154,6 +154,27 @@ class HybridSection(Strict):
         return value
 
 
+class CascadeSection(Strict):
+    """Two models in turn: ``model`` (a smaller, faster cross-encoder) scores the whole window,
+    then the policy's own model rescores only the ``rescore`` hits it put first. The rescored
+    hits' scores are mapped onto the first model's scale over the same hits (same mean and
+    spread): among themselves they take the second model's order, and as a group they stand
+    where the first model put them against the rest of the window (a hit the second model
+    thinks poorly of can fall below hits only the first one scored). With ``rescore`` equal
+    to the window the result is the policy's model alone (the mapping is affine, and so is
+    every normalisation)."""
+
+    model: str = Field(json_schema_extra=_NAME_SCHEMA)
+    rescore: int = Field(ge=1, le=10_000)
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        if not _NAME_RE.fullmatch(value):
+            raise ValueError("must be the name of a configured model, not a path or URL")
+        return value
+
+
 class Policy(Strict):
     """Reranking policy for one index name, alias or wildcard pattern."""
 
@@ -183,6 +204,7 @@ class Policy(Strict):
     ab: ABSplit = Field(default_factory=ABSplit)
     embed: EmbedSection | None = None
     hybrid: HybridSection | None = None
+    cascade: CascadeSection | None = None
 
     @field_validator("name")
     @classmethod
@@ -281,6 +303,8 @@ def policy_model_problems(policy: Policy, kinds: Mapping[str, str]) -> list[tupl
     """(field, reason) for each model the policy names that is not loaded as the kind it
     needs; ``kinds`` maps each loaded model to its kind (``cross-encoder`` or ``embedder``)."""
     wanted = [("model", policy.model, "cross-encoder")]
+    if policy.cascade is not None:
+        wanted.append(("cascade.model", policy.cascade.model, "cross-encoder"))
     if policy.embed is not None:
         wanted.append(("embed.model", policy.embed.model, "embedder"))
     if policy.hybrid is not None and policy.hybrid.enabled and policy.hybrid.model is not None:

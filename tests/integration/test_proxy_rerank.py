@@ -526,3 +526,49 @@ def test_slow_opensearch_is_a_clean_504(opensearch_url: str,
     finally:
         served.stop()
         relay.stop()
+
+
+@pytest.fixture(scope="module")
+def cascade_proxy(opensearch_url: str, tiny_cross_encoder_dir: Path,
+                  model_factory: Any) -> Iterator[ServedProxy]:
+    """A replica with a second, smaller cross-encoder loaded as "small"."""
+    settings = proxy_settings(opensearch_url, tiny_cross_encoder_dir, models={
+        "default": tiny_cross_encoder_dir, "small": model_factory.exported("bert-64")})
+    served = ServedProxy(build_app(settings), settings.port).start()
+    yield served
+    served.stop()
+
+
+def test_a_cascade_policy_rescores_the_small_models_top_with_its_model(
+        cascade_proxy: ServedProxy, admin_token: str, scifact_index: str,
+        tiny_cross_encoder_dir: Path, model_factory: Any) -> None:
+    from crossrank.search.pipeline import combine_cascade, rescored
+
+    headers = {"x-crossrank-admin-token": admin_token}
+    name = "scifact-cascade"
+    with httpx.Client(base_url=cascade_proxy.url, timeout=60) as client:
+        bad = client.put(f"/_crossrank/policies/{name}", headers=headers, json={
+            "indices": [scifact_index], "cascade": {"model": "nope", "rescore": 5}})
+        assert bad.status_code == 400 and "cascade.model" in bad.text
+        put = client.put(f"/_crossrank/policies/{name}", headers=headers, json={
+            "indices": [scifact_index], "text_fields": ["title", "text"],
+            "template": "{title}. {text}", "window": 20, "score_mode": "replace",
+            "cascade": {"model": "small", "rescore": 5}})
+        assert put.status_code in (200, 201), put.text
+        try:
+            body = {"query": {"match": {"text": QUERY}}, "size": 20}
+            baseline = client.post(f"/{scifact_index}/_search", params={"rerank": "false"},
+                                   json=body).json()["hits"]["hits"]
+            answer = client.post(f"/{scifact_index}/_search", json=body)
+            assert answer.headers["x-crossrank-status"] == "reranked"
+            texts = [f"{h['_source']['title']}. {h['_source']['text']}" for h in baseline]
+            pairs = [(QUERY, t) for t in texts]
+            small = CrossEncoder.load(model_factory.exported("bert-64")).score(pairs)
+            top = rescored(small, 5)
+            full = CrossEncoder.load(tiny_cross_encoder_dir).score([pairs[i] for i in top])
+            combined = combine_cascade(small, top, full)
+            expected = [baseline[i]["_id"] for i in np.argsort(-combined, kind="stable")]
+            got = [h["_id"] for h in answer.json()["hits"]["hits"]]
+            assert got == expected
+        finally:
+            client.delete(f"/_crossrank/policies/{name}", headers=headers)

@@ -179,3 +179,71 @@ async def test_hybrid_windows_blend_each_signal_not_the_fused_score() -> None:
     # min-max: bm25 d0 1, d1 0, d2 (absent) 0; knn d0 0, d1 0.5, d2 1
     # final = 0.75 * bm25 + 0.25 * knn: d0 0.75, d1 0.125, d2 0.25
     assert ids(outcome) == ["d0", "d2", "d1"]
+
+
+class TwoModels:
+    """"small" scores by the text's number, except that it misjudges d0 as the best; "full"
+    scores by the number. Records each call's model and documents."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    async def score(self, model: str, pairs: Sequence[Pair], *,
+                    max_length: int | None = None) -> Scores:
+        self.calls.append((model, [doc for _, doc in pairs]))
+        values = [float(doc[1:]) for _, doc in pairs]
+        if model == "small":
+            values = [100.0 if doc == "s0" else v
+                      for (_, doc), v in zip(pairs, values, strict=True)]
+        return np.array(values, dtype=np.float32)
+
+
+def cascade_policy(rescore: int) -> Policy:
+    from crossrank.policy import CascadeSection
+
+    return POLICY.model_copy(update={"model": "full", "score_mode": "replace",
+                                     "cascade": CascadeSection(model="small",
+                                                               rescore=rescore)})
+
+
+async def test_a_cascade_rescores_only_the_small_models_top_with_the_full_model() -> None:
+    scorer = TwoModels()
+    [outcome] = await run([plan({"size": 5}, cascade_policy(3))], [hits(8)], scorer)
+    # small over the window d0..d4: d0 (100), d4, d3 first; full rescores those three
+    assert scorer.calls == [("small", ["s0", "s1", "s2", "s3", "s4"]),
+                            ("full", ["s0", "s3", "s4"])]
+    assert outcome.status == "reranked"
+    # the three rescored hits get the full model's order on the small model's scale over
+    # them (mean 35.7, spread 45.5): d4 and d3 stay on top, d0 falls below d2 and d1, which
+    # only the small model scored
+    assert ids(outcome) == ["d4", "d3", "d2", "d1", "d0"]
+    assert outcome.scores is not None and outcome.scores[0] < 1.0
+
+
+async def test_a_cascade_over_the_whole_window_is_the_full_model_alone() -> None:
+    whole = await run([plan({"size": 5}, cascade_policy(5))], [hits(8)], TwoModels())
+    alone = await run([plan({"size": 5}, cascade_policy(5).model_copy(
+        update={"cascade": None}))], [hits(8)], TwoModels())
+    assert ids(whole[0]) == ids(alone[0]) == ["d4", "d3", "d2", "d1", "d0"]
+
+
+async def test_a_cascade_stage_failing_falls_back_to_first_stage_order() -> None:
+    class SmallFails(TwoModels):
+        async def score(self, model: str, pairs: Sequence[Pair], *,
+                        max_length: int | None = None) -> Scores:
+            if model == "small":
+                raise RuntimeError("small is down")
+            return await super().score(model, pairs, max_length=max_length)
+
+    [outcome] = await run([plan({"size": 3}, cascade_policy(2))], [hits(8)], SmallFails())
+    assert (outcome.status, outcome.reason) == ("fallback", "scorer_error:RuntimeError")
+    assert ids(outcome) == ["d0", "d1", "d2"]
+
+
+def test_combine_cascade_maps_the_full_scores_onto_the_small_scale() -> None:
+    small = np.array([1.0, 5.0, 3.0, 0.0], dtype=np.float32)
+    combined = pipeline.combine_cascade(small, [1, 2], np.array([-10.0, 10.0]))
+    assert combined[1] == pytest.approx(3.0) and combined[2] == pytest.approx(5.0)
+    assert combined[0] == 1.0 and combined[3] == 0.0
+    flat = pipeline.combine_cascade(small, [1, 2], np.array([2.0, 2.0]))
+    assert flat[1] == flat[2] == pytest.approx(4.0)

@@ -7,7 +7,9 @@ the rest:
 
 1. retrieve: one call for all the searches (the retriever decides how they go upstream);
 2. score: every (query, hit) pair of every reranked window, grouped per model, scores found in
-   the score cache reused, one scorer call per model, under the tightest latency budget;
+   the score cache reused, one scorer call per model, under the tightest latency budget; a
+   policy with a ``cascade`` is scored in two stages (its small model over the window, then
+   its own model over the small model's top ``rescore``, ``combine_cascade``);
 3. merge: re-order, page, restore ``_source``, fix ``max_score`` and ``took``
    (``crossrank.search.merge``).
 
@@ -75,13 +77,24 @@ class _Job:
     first_stage: FirstStage
     pairs: list[Pair]
     missing: int
-    keys: list[CacheKey]
-    cached: list[float | None]
+    hit_ids: list[tuple[str, str]]  # (_index, _id) of each window hit
     scores: Scores | None = None
     reason: str | None = None
 
-    def misses(self) -> list[int]:
-        return [i for i, value in enumerate(self.cached) if value is None]
+    def key(self, model: str, i: int) -> CacheKey:
+        assert self.plan.policy is not None and self.plan.query_text is not None
+        return ScoreCache.key(model, self.plan.policy.max_length, self.plan.query_text,
+                              *self.hit_ids[i], self.pairs[i][1])
+
+
+@dataclass
+class _Stage:
+    """One model's scores for some of a job's window hits (``indices``, in window order)."""
+
+    job: _Job
+    model: str
+    indices: list[int]
+    scores: Scores | None = None
 
 
 async def run(searches: Sequence[Retrieval], retriever: Retriever, scorer: Scorer, *,
@@ -106,15 +119,10 @@ async def run(searches: Sequence[Retrieval], retriever: Retriever, scorer: Score
             continue
         if plan.proxy_hybrid and not answer.signals:  # BM25 answered alone: score it as BM25
             plan = plan.for_first_stage("bm25")
-        jobs.append(_job(index, plan, answer, cache))
+        jobs.append(_job(index, plan, answer))
 
     score_began = time.perf_counter()
-    groups: dict[tuple[str, int | None], list[_Job]] = {}
-    for job in jobs:
-        assert job.plan.policy is not None
-        groups.setdefault((job.plan.policy.model, job.plan.policy.max_length), []).append(job)
-    await asyncio.gather(*(_score_group(model, max_length, group, scorer, cache)
-                           for (model, max_length), group in groups.items()))
+    await _score(jobs, scorer, cache)
     score_ms = (time.perf_counter() - score_began) * 1000
 
     for job in jobs:
@@ -131,34 +139,89 @@ async def run(searches: Sequence[Retrieval], retriever: Retriever, scorer: Score
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _job(index: int, plan: SearchPlan, answer: FirstStage, cache: ScoreCache | None) -> _Job:
+def _job(index: int, plan: SearchPlan, answer: FirstStage) -> _Job:
     assert plan.policy is not None and plan.query_text is not None and answer.body is not None
     section = answer.body.get("hits")
     listed = section.get("hits") if isinstance(section, dict) else None
     hits = listed[: plan.window] if isinstance(listed, list) else []
     texts, missing = document_texts(hits, plan.policy)
-    keys = [ScoreCache.key(plan.policy.model, plan.policy.max_length, plan.query_text,
-                           str(_field(hit, "_index")), str(_field(hit, "_id")), text)
-            for hit, text in zip(hits, texts, strict=True)]
-    cached: list[float | None] = (cache.get_many(keys) if cache is not None
-                                  else [None] * len(keys))
-    return _Job(index, plan, answer, [(plan.query_text, t) for t in texts], missing, keys,
-                cached)
+    hit_ids = [(str(_field(hit, "_index")), str(_field(hit, "_id"))) for hit in hits]
+    return _Job(index, plan, answer, [(plan.query_text, t) for t in texts], missing, hit_ids)
 
 
 def _field(hit: object, name: str) -> object:
     return hit.get(name, "") if isinstance(hit, dict) else ""
 
 
-async def _score_group(model: str, max_length: int | None, group: list[_Job],
+async def _score(jobs: list[_Job], scorer: Scorer, cache: ScoreCache | None) -> None:
+    """Every job's window scores, or its fallback reason."""
+    cascaded = [job for job in jobs if job.plan.policy is not None and job.plan.policy.cascade]
+    first = [_Stage(job, job.plan.policy.cascade.model, list(range(len(job.pairs))))
+             for job in cascaded if job.plan.policy is not None and job.plan.policy.cascade]
+    await _score_stages(first, scorer, cache)
+    small = {id(stage.job): stage for stage in first}
+    second = []
+    for job in jobs:
+        assert job.plan.policy is not None
+        stage = small.get(id(job))
+        if stage is None:
+            second.append(_Stage(job, job.plan.policy.model, list(range(len(job.pairs)))))
+        elif stage.scores is not None and job.plan.policy.cascade is not None:
+            second.append(_Stage(job, job.plan.policy.model,
+                                 rescored(stage.scores, job.plan.policy.cascade.rescore)))
+    await _score_stages(second, scorer, cache)
+    for stage in second:
+        if stage.scores is None:
+            continue
+        prior = small.get(id(stage.job))
+        stage.job.scores = (stage.scores if prior is None or prior.scores is None else
+                            combine_cascade(prior.scores, stage.indices, stage.scores))
+
+
+def rescored(scores: Scores, rescore: int) -> list[int]:
+    """The window positions of the ``rescore`` best-scored hits, in window order."""
+    top = np.argsort(-scores, kind="stable")[:rescore]
+    return sorted(int(i) for i in top)
+
+
+def combine_cascade(small: Scores, indices: Sequence[int], full: Scores) -> Scores:
+    """The small model's window scores with the rescored hits' replaced by the full model's,
+    mapped onto the small model's mean and spread over those same hits."""
+    combined = np.asarray(small, dtype=np.float32).copy()
+    if not len(indices):
+        return combined
+    chosen = np.asarray(small, dtype=np.float64)[list(indices)]
+    full64 = np.asarray(full, dtype=np.float64)
+    spread = full64.std()
+    scaled = (chosen.mean() + (full64 - full64.mean()) * (chosen.std() / spread)
+              if spread > 0 else np.full_like(full64, chosen.mean()))
+    combined[list(indices)] = scaled.astype(np.float32)
+    return combined
+
+
+async def _score_stages(stages: list[_Stage], scorer: Scorer,
+                        cache: ScoreCache | None) -> None:
+    groups: dict[tuple[str, int | None], list[_Stage]] = {}
+    for stage in stages:
+        assert stage.job.plan.policy is not None
+        groups.setdefault((stage.model, stage.job.plan.policy.max_length), []).append(stage)
+    await asyncio.gather(*(_score_group(model, max_length, group, scorer, cache)
+                           for (model, max_length), group in groups.items()))
+
+
+async def _score_group(model: str, max_length: int | None, group: list[_Stage],
                        scorer: Scorer, cache: ScoreCache | None) -> None:
-    todo = [(job, i) for job in group for i in job.misses()]
-    budgets = [job.plan.policy.budget_ms for job in group
-               if job.plan.policy is not None and job.plan.policy.budget_ms is not None]
+    keys = [[stage.job.key(model, i) for i in stage.indices] for stage in group]
+    cached: list[list[float | None]] = [
+        cache.get_many(k) if cache is not None else [None] * len(k) for k in keys]
+    todo = [(n, j) for n, values in enumerate(cached) for j, v in enumerate(values) if v is None]
+    budgets = [stage.job.plan.policy.budget_ms for stage in group
+               if stage.job.plan.policy is not None
+               and stage.job.plan.policy.budget_ms is not None]
     timeout = min(budgets) / 1000 if budgets else None
     fresh = np.zeros(0, dtype=np.float32)
     if todo:
-        pairs = [job.pairs[i] for job, i in todo]
+        pairs = [group[n].job.pairs[group[n].indices[j]] for n, j in todo]
         try:
             fresh = await asyncio.wait_for(
                 scorer.score(model, pairs, max_length=max_length), timeout)
@@ -176,17 +239,18 @@ async def _score_group(model: str, max_length: int | None, group: list[_Job],
             _fail(group, f"scorer_error:{type(exc).__name__}")
             return
         if cache is not None:
-            cache.put_many([job.keys[i] for job, i in todo], fresh.tolist())
-    for n, (job, i) in enumerate(todo):
-        job.cached[i] = float(fresh[n])
-    for job in group:
-        job.scores = np.asarray(job.cached, dtype=np.float32)
+            cache.put_many([keys[n][j] for n, j in todo], fresh.tolist())
+    for value, (n, j) in zip(fresh.tolist(), todo, strict=True):
+        cached[n][j] = value
+    for stage, values in zip(group, cached, strict=True):
+        stage.scores = np.asarray(values, dtype=np.float32)
 
 
-def _fail(group: list[_Job], reason: str) -> None:
-    for job in group:
-        job.scores = None
-        job.reason = reason
+def _fail(group: list[_Stage], reason: str) -> None:
+    for stage in group:
+        stage.scores = None
+        stage.job.scores = None
+        stage.job.reason = reason
 
 
 def _upstream_ms(response: Mapping[str, object]) -> float:
