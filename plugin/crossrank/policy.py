@@ -156,7 +156,9 @@ class HybridSection(Strict):
 
 class CascadeSection(Strict):
     """Two models in turn: ``model`` (a smaller, faster cross-encoder) scores the whole window,
-    then the policy's own model rescores only the ``rescore`` hits it put first. The rescored
+    then the policy's own model rescores only the first ``rescore`` hits of that list, as the
+    policy's scoring ranks it (with ``blend``: the small model blended with the first stage,
+    so a weak small model cannot push the first stage's best out of reach). The rescored
     hits' scores are mapped onto the first model's scale over the same hits (same mean and
     spread): among themselves they take the second model's order, and as a group they stand
     where the first model put them against the rest of the window (a hit the second model

@@ -247,3 +247,15 @@ def test_combine_cascade_maps_the_full_scores_onto_the_small_scale() -> None:
     assert combined[0] == 1.0 and combined[3] == 0.0
     flat = pipeline.combine_cascade(small, [1, 2], np.array([2.0, 2.0]))
     assert flat[1] == flat[2] == pytest.approx(4.0)
+
+
+async def test_a_cascade_with_a_blend_rescores_the_top_of_the_blended_small_list() -> None:
+    # blend alpha 0.5 of min-max scores. First stage d0..d4: 1, .75, .5, .25, 0; small
+    # model (d0 = 100, else the number): 1, 0, .01, .02, .03. Blended: d0 1.0, d1 .375,
+    # d2 .255, d3 .135, d4 .015, so the top 2 rescored are d0 and d1 (by the small model
+    # alone they would be d0 and d4)
+    blend = cascade_policy(2).model_copy(update={"score_mode": "blend", "blend_alpha": 0.5,
+                                                 "normalization": "min_max"})
+    scorer = TwoModels()
+    await run([plan({"size": 5}, blend)], [hits(5)], scorer)
+    assert scorer.calls[1] == ("full", ["s0", "s1"])

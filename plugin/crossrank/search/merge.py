@@ -124,6 +124,18 @@ def merge_response(plan: SearchPlan, response: JSONObject, scores: Scores | Sequ
     return merged
 
 
+def final_scores(plan: SearchPlan, response: JSONObject, scores: Scores | Sequence[float],
+                 signals: Mapping[str, Mapping[str, float]] | None = None) -> list[float]:
+    """The window's final scores (the reranker's, or its blend with the first stage), as
+    ``merge_response`` orders them."""
+    section = response.get("hits")
+    hits = section.get("hits") if isinstance(section, dict) else None
+    window = hits[: plan.window] if isinstance(hits, list) else []
+    final = _final_scores(plan, window, scores, _by_signal(plan, window, signals))
+    assert final is not None
+    return final
+
+
 def _restore_source(hit: Hit, plan: SearchPlan,
                     restore: Callable[[JSONObject], JSONObject]) -> None:
     if not plan.client_source.fetch:

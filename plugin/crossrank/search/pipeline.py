@@ -30,7 +30,7 @@ import numpy as np
 
 from crossrank.models.errors import QueueFull
 from crossrank.models.protocols import Scorer
-from crossrank.search.merge import document_texts, merge_response
+from crossrank.search.merge import document_texts, final_scores, merge_response
 from crossrank.search.plan import SearchPlan
 from crossrank.search.retrieval import FirstStage, Retrieval, Retriever
 from crossrank.search.score_cache import CacheKey, ScoreCache
@@ -167,8 +167,13 @@ async def _score(jobs: list[_Job], scorer: Scorer, cache: ScoreCache | None) -> 
         if stage is None:
             second.append(_Stage(job, job.plan.policy.model, list(range(len(job.pairs)))))
         elif stage.scores is not None and job.plan.policy.cascade is not None:
+            # the small model's list as the policy's scoring would rank it (its blend with
+            # the first stage, if any): the full model rescores that list's top
+            assert job.first_stage.body is not None  # scores are finite: _score_group checked
+            ranked = final_scores(job.plan, job.first_stage.body, stage.scores,
+                                  job.first_stage.signals)
             second.append(_Stage(job, job.plan.policy.model,
-                                 rescored(stage.scores, job.plan.policy.cascade.rescore)))
+                                 rescored(np.asarray(ranked), job.plan.policy.cascade.rescore)))
     await _score_stages(second, scorer, cache)
     for stage in second:
         if stage.scores is None:
