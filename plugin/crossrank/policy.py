@@ -53,6 +53,13 @@ class ABSplit(Strict):
         return value.lower()
 
 
+def _model_name(value: str, kind: str = "") -> str:
+    """A policy names a model registered by the operator; never a path or a URL."""
+    if not _NAME_RE.fullmatch(value):
+        raise ValueError(f"must be the name of a configured {kind}model, not a path or URL")
+    return value
+
+
 def _check_path(path: str) -> str:
     if not path or path.startswith(".") or path.endswith(".") or ".." in path:
         raise ValueError(f"invalid _source path {path!r}")
@@ -85,9 +92,7 @@ class EmbedSection(Strict):
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str) -> str:
-        if not _NAME_RE.fullmatch(value):
-            raise ValueError("must be the name of a configured embedder model, not a path or URL")
-        return value
+        return _model_name(value, "embedder ")
 
     @field_validator("vector_field")
     @classmethod
@@ -149,9 +154,7 @@ class HybridSection(Strict):
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME_RE.fullmatch(value):
-            raise ValueError("must be the name of a configured embedder model, not a path or URL")
-        return value
+        return None if value is None else _model_name(value, "embedder ")
 
 
 class CascadeSection(Strict):
@@ -172,9 +175,7 @@ class CascadeSection(Strict):
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str) -> str:
-        if not _NAME_RE.fullmatch(value):
-            raise ValueError("must be the name of a configured model, not a path or URL")
-        return value
+        return _model_name(value)
 
 
 class Policy(Strict):
@@ -218,10 +219,7 @@ class Policy(Strict):
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str) -> str:
-        # A policy names a model registered by the operator; never a path or a URL.
-        if not _NAME_RE.fullmatch(value):
-            raise ValueError("must be the name of a configured model, not a path or URL")
-        return value
+        return _model_name(value)
 
     @field_validator("text_fields")
     @classmethod

@@ -155,9 +155,8 @@ def _field(hit: object, name: str) -> object:
 
 async def _score(jobs: list[_Job], scorer: Scorer, cache: ScoreCache | None) -> None:
     """Every job's window scores, or its fallback reason."""
-    cascaded = [job for job in jobs if job.plan.policy is not None and job.plan.policy.cascade]
     first = [_Stage(job, job.plan.policy.cascade.model, list(range(len(job.pairs))))
-             for job in cascaded if job.plan.policy is not None and job.plan.policy.cascade]
+             for job in jobs if job.plan.policy is not None and job.plan.policy.cascade]
     await _score_stages(first, scorer, cache)
     small = {id(stage.job): stage for stage in first}
     second = []
@@ -178,7 +177,7 @@ async def _score(jobs: list[_Job], scorer: Scorer, cache: ScoreCache | None) -> 
     for stage in second:
         if stage.scores is None:
             continue
-        prior = small.get(id(stage.job))
+        prior = small.get(id(stage.job))  # a cascade's second stage ran only on its scores
         stage.job.scores = (stage.scores if prior is None or prior.scores is None else
                             combine_cascade(prior.scores, stage.indices, stage.scores))
 
