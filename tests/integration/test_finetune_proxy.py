@@ -16,6 +16,7 @@ from safetensors import safe_open
 from crossrank.eval.evaluation import run_evaluation
 from crossrank.eval.options import EvalOptions
 from crossrank.models import CrossEncoder, Manifest
+from crossrank.models.quantize import cpu_isa, int8_settings
 from crossrank.server import build_app
 from crossrank.train.config import TrainConfig
 from crossrank.train.finetune import FinetuneOptions, run_finetune
@@ -84,13 +85,15 @@ def test_finetune_a_tiny_cross_encoder_through_the_proxy(
     assert record["validation"]["best"]["selection"] == max(
         max(h["rerank"], h["best_blend"]) for h in history)
 
-    # what was shipped: fp16 weights, an int8 graph of them, the record and the scoring
+    # what was shipped: fp16 weights, their float graph to be made int8 for each CPU at load
+    # (this one's settings when loaded here), the record and the scoring
     with safe_open(str(out / WEIGHTS_DIR / "model.safetensors"), "pt") as weights:
         tensor = weights.get_tensor(next(iter(weights.keys())))
         assert str(tensor.dtype) == "torch.float16"
     manifest = Manifest.read(out)
     manifest.verify(out)
-    assert manifest.quantization is not None
+    assert manifest.int8_on_load is not None and manifest.quantization is None
+    assert CrossEncoder.load(out).quantization == int8_settings(cpu_isa())
     assert manifest.training is not None and manifest.training["recipe"] == "finetune"
     scoring = manifest.recommended["bm25"]
     assert "crossrank finetune" in (scoring.measured or "")
