@@ -178,6 +178,17 @@ class CascadeSection(Strict):
         return _model_name(value)
 
 
+class ChunkingSection(Strict):
+    """Long documents read in windows: a document longer than one pair's ``max_length`` is
+    scored in up to ``max_chunks`` windows (the query in each, consecutive windows sharing
+    ``overlap`` tokens), and its score is its best window's. Costs up to ``max_chunks`` times
+    the scoring of the long documents; short ones cost what they did. A search may set
+    ``ext.crossrank.max_chunks`` (1: off) for itself."""
+
+    max_chunks: int = Field(4, ge=1, le=64)
+    overlap: int = Field(32, ge=0, le=256)
+
+
 class Policy(Strict):
     """Reranking policy for one index name, alias or wildcard pattern."""
 
@@ -208,6 +219,7 @@ class Policy(Strict):
     embed: EmbedSection | None = None
     hybrid: HybridSection | None = None
     cascade: CascadeSection | None = None
+    chunking: ChunkingSection | None = None
 
     @field_validator("name")
     @classmethod

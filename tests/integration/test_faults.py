@@ -145,7 +145,8 @@ def test_opensearch_stopped_and_restarted_under_load(own_node: DevNode,
 class StallingScorer:
     """Fault injection: a model runtime that never answers."""
 
-    async def score(self, model: str, pairs: Any, *, max_length: int | None = None) -> Any:
+    async def score(self, model: str, pairs: Any, *, max_length: int | None = None,
+                    chunking: object = None) -> Any:
         await asyncio.sleep(3600)
 
 

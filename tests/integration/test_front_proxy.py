@@ -73,6 +73,8 @@ def test_nginx_routes_as_the_generated_map_says(front: FrontNginx, index: str) -
         ("DELETE", f"/{index}/_doc/p1", None),
         ("GET", "/_crossrank/health", None), ("GET", "/_crossrank/policies", None),
         ("POST", "/_search/scroll", b'{"scroll_id": "nope"}'),
+        ("POST", "/v2/rerank", b'{"model": "default", "query": "q", "documents": []}'),
+        ("POST", "/rerank", b'{"query": "q", "texts": ["a"]}'), ("GET", "/rerank", None),
     ]
     with httpx.Client(base_url=front.url, timeout=30) as client:
         for method, uri, body in requests:

@@ -298,7 +298,8 @@ def test_rerank_endpoint(http: httpx.Client, model: CrossEncoder) -> None:
 class FailingScorer:
     """Fault injection: a scorer that raises, as a crashed model runtime would."""
 
-    async def score(self, model: str, pairs: Any, *, max_length: int | None = None) -> Any:
+    async def score(self, model: str, pairs: Any, *, max_length: int | None = None,
+                    chunking: object = None) -> Any:
         raise RuntimeError("injected scorer failure")
 
 

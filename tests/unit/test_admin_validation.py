@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from crossrank.policy import Policy
 from crossrank.proxy.policies_api import validation_reason
-from crossrank.proxy.rerank_api import RerankRequest
+from crossrank.proxy.rerank_shapes import RerankRequest
 
 
 @pytest.mark.parametrize("fields", [

@@ -13,6 +13,7 @@ import pytest
 
 from crossrank.models.batcher import Batcher
 from crossrank.models.errors import QueueFull
+from crossrank.models.tokenization import Chunking
 from crossrank.types import Pair, Scores
 
 
@@ -26,6 +27,7 @@ class LengthScorer:
         self.release = threading.Event()
 
     def __call__(self, requests: Sequence[Sequence[Pair]], max_length: int | None,
+                 chunking: Chunking | None,
                  done: Callable[[int, Scores], None]) -> None:
         self.calls.append(sum(len(pairs) for pairs in requests))
         if self.delay_s:
@@ -119,7 +121,7 @@ async def test_a_failing_run_fails_only_its_batch() -> None:
     calls = 0
 
     def flaky(requests: Sequence[Sequence[Pair]], max_length: int | None,
-              done: Callable[[int, Scores], None]) -> None:
+              chunking: Chunking | None, done: Callable[[int, Scores], None]) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
@@ -140,7 +142,7 @@ async def test_each_caller_is_answered_when_its_own_pairs_are_done() -> None:
     second_may_finish = threading.Event()
 
     def staged(requests: Sequence[Sequence[Pair]], max_length: int | None,
-               done: Callable[[int, Scores], None]) -> None:
+               chunking: Chunking | None, done: Callable[[int, Scores], None]) -> None:
         for index, pairs in enumerate(requests):
             if index == 1:
                 assert second_may_finish.wait(5)
@@ -160,7 +162,7 @@ async def test_each_caller_is_answered_when_its_own_pairs_are_done() -> None:
 
 async def test_a_failure_after_some_callers_were_answered_fails_only_the_rest() -> None:
     def half(requests: Sequence[Sequence[Pair]], max_length: int | None,
-             done: Callable[[int, Scores], None]) -> None:
+             chunking: Chunking | None, done: Callable[[int, Scores], None]) -> None:
         done(0, np.zeros(len(requests[0]), dtype=np.float32))
         raise RuntimeError("model crashed")
 

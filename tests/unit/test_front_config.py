@@ -24,7 +24,7 @@ def to_crossrank(method: str, raw_uri: str) -> bool:
 METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD")
 SEGMENTS = ("idx", "my%2Cidx", "a,b", "_search", "_msearch", "_bulk", "_doc", "_create",
             "_update", "1", "a%2Fb", "_crossrank", "policies", "_cat", "_count", "template",
-            "scroll", "_source", "", "x?y")
+            "scroll", "_source", "", "x?y", "rerank", "v1", "v2")
 QUERIES = ("", "?q=a", "?rerank=false&size=3", "?x=/_search", "?")
 
 
@@ -42,7 +42,9 @@ def test_reads_go_straight_to_opensearch() -> None:
                         ("GET", "/idx/_doc/1"), ("HEAD", "/idx"), ("GET", "/idx/_mapping"),
                         ("POST", "/idx/_count"), ("GET", "/idx/_search/template"),
                         ("POST", "/_search/scroll"), ("DELETE", "/idx/_doc/1"),
-                        ("GET", "/_crossrankx"), ("GET", "/a?b=/_search")):
+                        ("GET", "/_crossrankx"), ("GET", "/a?b=/_search"),
+                        ("GET", "/rerank"), ("PUT", "/rerank"), ("GET", "/v1/rerank"),
+                        ("POST", "/v3/rerank")):
         assert not to_crossrank(method, uri), (method, uri)
         assert classify(method, uri.split("?")[0]).kind is RouteKind.PASS_THROUGH
 

@@ -39,7 +39,7 @@ class ByText:
         self.calls: list[tuple[str, list[Pair]]] = []
 
     async def score(self, model: str, pairs: Sequence[Pair], *,
-                    max_length: int | None = None) -> Scores:
+                    max_length: int | None = None, chunking: object = None) -> Scores:
         self.calls.append((model, list(pairs)))
         return np.array([float(doc[1:]) for _, doc in pairs], dtype=np.float32)
 
@@ -50,7 +50,7 @@ class Failing:
         self.error, self.scores, self.delay = error, scores, delay
 
     async def score(self, model: str, pairs: Sequence[Pair], *,
-                    max_length: int | None = None) -> Scores:
+                    max_length: int | None = None, chunking: object = None) -> Scores:
         await asyncio.sleep(self.delay)
         if self.error is not None:
             raise self.error
@@ -121,7 +121,7 @@ async def test_searches_are_scored_together_per_model_and_each_merged_alone() ->
 async def test_one_model_failing_leaves_the_other_models_searches_reranked() -> None:
     class OneFails(ByText):
         async def score(self, model: str, pairs: Sequence[Pair], *,
-                        max_length: int | None = None) -> Scores:
+                        max_length: int | None = None, chunking: object = None) -> Scores:
             if model == "other":
                 raise RuntimeError("other is down")
             return await super().score(model, pairs, max_length=max_length)
@@ -189,7 +189,7 @@ class TwoModels:
         self.calls: list[tuple[str, list[str]]] = []
 
     async def score(self, model: str, pairs: Sequence[Pair], *,
-                    max_length: int | None = None) -> Scores:
+                    max_length: int | None = None, chunking: object = None) -> Scores:
         self.calls.append((model, [doc for _, doc in pairs]))
         values = [float(doc[1:]) for _, doc in pairs]
         if model == "small":
@@ -230,7 +230,7 @@ async def test_a_cascade_over_the_whole_window_is_the_full_model_alone() -> None
 async def test_a_cascade_stage_failing_falls_back_to_first_stage_order() -> None:
     class SmallFails(TwoModels):
         async def score(self, model: str, pairs: Sequence[Pair], *,
-                        max_length: int | None = None) -> Scores:
+                        max_length: int | None = None, chunking: object = None) -> Scores:
             if model == "small":
                 raise RuntimeError("small is down")
             return await super().score(model, pairs, max_length=max_length)

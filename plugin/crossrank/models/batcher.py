@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crossrank.models.errors import QueueFull
+from crossrank.models.tokenization import Chunking
 from crossrank.types import Pair, Scores
 
 Done = Callable[[int, Scores], None]
-ScoreEachFn = Callable[[Sequence[Sequence[Pair]], int | None, Done], object]
-"""Scores several requests' pairs (with a max_length), calling ``done(i, scores)`` for each
+ScoreEachFn = Callable[[Sequence[Sequence[Pair]], int | None, Chunking | None, Done], object]
+"""Scores several requests' pairs (with a max_length and chunking), calling ``done(i, scores)``
+for each
 request as soon as it has them (from any thread); raises if the run fails."""
 
 
@@ -53,6 +55,7 @@ class BatchLimits:
 class _Request:
     pairs: Sequence[Pair]
     max_length: int | None
+    chunking: Chunking | None
     future: asyncio.Future[Scores]
     queued_at: float = field(default_factory=time.perf_counter)
 
@@ -89,7 +92,8 @@ class Batcher:
     def queued_pairs(self) -> int:
         return self._queued_pairs
 
-    async def score(self, pairs: Sequence[Pair], max_length: int | None = None) -> Scores:
+    async def score(self, pairs: Sequence[Pair], max_length: int | None = None,
+                    chunking: Chunking | None = None) -> Scores:
         if not pairs:
             return np.zeros(0, dtype=np.float32)
         if self._queued_pairs + len(pairs) > self.max_queue_pairs and self._queue:
@@ -97,7 +101,7 @@ class Batcher:
         self._ensure_worker()
         assert self._wakeup is not None
         future: asyncio.Future[Scores] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Request(pairs, max_length, future))
+        self._queue.append(_Request(pairs, max_length, chunking, future))
         self._queued_pairs += len(pairs)
         self._wakeup.set()
         return await future
@@ -141,7 +145,8 @@ class Batcher:
                 await self._execute(batch)
 
     def _take(self) -> list[_Request]:
-        """First come, first served, same max_length, up to max_batch_pairs (at least one)."""
+        """First come, first served, same max_length and chunking, up to max_batch_pairs (at
+        least one)."""
         batch: list[_Request] = []
         size = 0
         while self._queue:
@@ -152,7 +157,8 @@ class Batcher:
                 self.stats.skipped += 1
                 continue
             if batch and (size + len(request.pairs) > self.max_batch_pairs
-                          or request.max_length != batch[0].max_length):
+                          or request.max_length != batch[0].max_length
+                          or request.chunking != batch[0].chunking):
                 break
             self._queue.popleft()
             self._queued_pairs -= len(request.pairs)
@@ -173,7 +179,7 @@ class Batcher:
             # so every finished request is settled before the except clause below can run
             await loop.run_in_executor(self._executor, self._score,
                                        [request.pairs for request in batch],
-                                       batch[0].max_length, done)
+                                       batch[0].max_length, batch[0].chunking, done)
         except Exception as exc:
             for request in batch:
                 if not request.future.done():

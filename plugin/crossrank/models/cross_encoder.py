@@ -14,7 +14,7 @@ from crossrank.models.manifest import Manifest, ScoreHead
 from crossrank.models.model_dir import open_model_dir
 from crossrank.models.onnx_session import OnnxSession
 from crossrank.models.token_batches import DEFAULT_MAX_BATCH_TOKENS
-from crossrank.models.tokenization import Tokenizer
+from crossrank.models.tokenization import Chunking, Tokenizer
 from crossrank.types import Pair, Scores
 
 
@@ -52,21 +52,36 @@ class CrossEncoder:
         model.quantization = files.quantization
         return model
 
-    def score(self, pairs: Sequence[Pair], *, max_length: int | None = None) -> Scores:
+    def score(self, pairs: Sequence[Pair], *, max_length: int | None = None,
+              chunking: Chunking | None = None) -> Scores:
         """One score per pair, in input order. ``max_length`` can only lower the model's own
-        limit; the document is cut to fit, the query kept whole where it fits alone."""
-        return self.activate(self.raw_scores(pairs, max_length=max_length))
+        limit; the document is cut to fit, the query kept whole where it fits alone, unless
+        ``chunking`` reads it in several windows (the pair's score is then its best
+        window's)."""
+        return self.activate(self.raw_scores(pairs, max_length=max_length, chunking=chunking))
 
-    def raw_scores(self, pairs: Sequence[Pair], *, max_length: int | None = None) -> Scores:
+    def raw_scores(self, pairs: Sequence[Pair], *, max_length: int | None = None,
+                   chunking: Chunking | None = None) -> Scores:
         """Scores before the manifest's activation (logits or log-odds)."""
         if not pairs:
             return np.zeros(0, dtype=np.float32)
-        ((_, scores),) = self._raw_each([pairs], max_length)
+        ((_, scores),) = self._raw_each([pairs], max_length, chunking)
         return scores
+
+    def overlong(self, pairs: Sequence[Pair], *, max_length: int | None = None) -> list[int]:
+        """The positions of the pairs that do not fit the model's window whole."""
+        limit = self.limit(max_length)
+        return [i for i, n in enumerate(self._tokenizer.pair_lengths(pairs)) if n > limit]
+
+    def limit(self, max_length: int | None = None) -> int:
+        """The pair length scoring uses: the model's own, or ``max_length`` if lower."""
+        return (self.manifest.max_length if max_length is None
+                else min(max_length, self.manifest.max_length))
 
     def score_each(self, requests: Sequence[Sequence[Pair]],
                    done: Callable[[int, Scores], None] | None = None, *,
-                   max_length: int | None = None) -> list[Scores]:
+                   max_length: int | None = None,
+                   chunking: Chunking | None = None) -> list[Scores]:
         """:meth:`score` for several requests in one pass over the runners.
 
         Each request's pairs are batched on their own, so no token batch mixes two requests
@@ -75,27 +90,34 @@ class CrossEncoder:
         request ``i`` as soon as its last batch is back, on the calling thread.
         """
         results: list[Scores] = [np.zeros(0, dtype=np.float32)] * len(requests)
-        for index, raw in self._raw_each(requests, max_length):
+        for index, raw in self._raw_each(requests, max_length, chunking):
             results[index] = self.activate(raw)
             if done is not None:
                 done(index, results[index])
         return results
 
-    def _raw_each(self, requests: Sequence[Sequence[Pair]],
-                  max_length: int | None) -> Iterator[tuple[int, Scores]]:
+    def _raw_each(self, requests: Sequence[Sequence[Pair]], max_length: int | None,
+                  chunking: Chunking | None) -> Iterator[tuple[int, Scores]]:
         """(request index, raw scores), each request as soon as its batches are done."""
-        limit = self.manifest.max_length if max_length is None else min(
-            max_length, self.manifest.max_length)
-        # one tokenizer call for every pair, then each request's batches from its own rows
-        encodings = self._tokenizer.encode_pairs(
-            [pair for pairs in requests for pair in pairs], limit) if any(requests) else []
+        limit = self.limit(max_length)
+        flat = [pair for pairs in requests for pair in pairs]
+        # one tokenizer call for every pair, then each request's batches from its own rows;
+        # with chunking a pair is several windows (``owners``: the pair of each window)
+        if chunking is None:
+            windows = [[e] for e in self._tokenizer.encode_pairs(flat, limit)] if flat else []
+        else:
+            windows = self._tokenizer.encode_pair_windows(flat, limit, chunking) if flat else []
         jobs: list[tuple[int, Sequence[Any], npt.NDArray[np.intp]]] = []
         left = [0] * len(requests)
-        scores = [np.empty(len(pairs), dtype=np.float32) for pairs in requests]
+        owners: list[npt.NDArray[np.intp]] = []
+        scores: list[Scores] = []
         start = 0
         for index, pairs in enumerate(requests):
-            own = encodings[start:start + len(pairs)]
+            mine = windows[start:start + len(pairs)]
             start += len(pairs)
+            own = [encoding for pair_windows in mine for encoding in pair_windows]
+            owners.append(np.repeat(np.arange(len(mine)), [len(w) for w in mine]))
+            scores.append(np.empty(len(own), dtype=np.float32))
             for rows in token_batches.plan([len(e.ids) for e in own], self.max_batch_tokens):
                 jobs.append((index, own, rows))
                 left[index] += 1
@@ -109,7 +131,7 @@ class CrossEncoder:
             scores[index][batch.rows] = reduce_logits(logits, self._head)
             left[index] -= 1
             if left[index] == 0:
-                yield index, scores[index]
+                yield index, best_window(scores[index], owners[index], len(requests[index]))
 
     def rank(self, query: str, texts: Sequence[str],
              top_k: int | None = None) -> list[tuple[int, float]]:
@@ -133,6 +155,15 @@ class CrossEncoder:
             # tanh form: no overflow warning for large logits, unlike 1 / (1 + exp(-x))
             return np.asarray(0.5 * (1.0 + np.tanh(0.5 * raw)), dtype=np.float32)
         return raw
+
+
+def best_window(window_scores: Scores, owners: npt.NDArray[np.intp], pairs: int) -> Scores:
+    """Each pair's score: the best of its windows' (one window each: the scores as they are)."""
+    if len(window_scores) == pairs:
+        return window_scores
+    best = np.full(pairs, -np.inf, dtype=np.float32)
+    np.maximum.at(best, owners, window_scores)
+    return best
 
 
 def reduce_logits(logits: npt.NDArray[np.float32], head: ScoreHead) -> npt.NDArray[np.float32]:

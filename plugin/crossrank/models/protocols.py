@@ -10,14 +10,15 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from crossrank.models.tokenization import Chunking
 from crossrank.types import Pair, Scores
 
 __all__ = ["Scorer", "TextEmbedder"]
 
 
 class Scorer(Protocol):
-    async def score(self, model: str, pairs: Sequence[Pair], *,
-                    max_length: int | None = None) -> Scores: ...
+    async def score(self, model: str, pairs: Sequence[Pair], *, max_length: int | None = None,
+                    chunking: Chunking | None = None) -> Scores: ...
 
 
 @runtime_checkable

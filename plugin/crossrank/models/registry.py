@@ -17,6 +17,7 @@ from crossrank.models.errors import ModelKindError, ModelLookupError
 from crossrank.models.manifest import MANIFEST_NAME, FirstStageKind, Kind, Manifest, Scoring
 from crossrank.models.onnx_session import usable_cores
 from crossrank.models.token_batches import DEFAULT_MAX_BATCH_TOKENS
+from crossrank.models.tokenization import Chunking
 from crossrank.types import Pair, Scores
 
 _T = TypeVar("_T")
@@ -46,6 +47,9 @@ class ModelRegistry:
         self._paths = dict(models)
         manifests = {name: Manifest.read(path) for name, path in self._paths.items()}
         self.kinds: dict[str, Kind] = {name: m.kind for name, m in manifests.items()}
+        self.activations: dict[str, str] = {name: m.score.activation
+                                            for name, m in manifests.items() if m.score}
+        """Each cross-encoder's activation (none: raw logits; sigmoid: in [0, 1])."""
         self.cards: dict[str, dict[FirstStageKind, Scoring]] = {
             name: dict(m.recommended) for name, m in manifests.items()}
         """Each model's recommended scoring per kind of first stage (its card)."""
@@ -81,10 +85,11 @@ class ModelRegistry:
         return model
 
     async def score(self, name: str, pairs: Sequence[Pair], *,
-                    max_length: int | None = None) -> Scores:
+                    max_length: int | None = None,
+                    chunking: Chunking | None = None) -> Scores:
         self._check(name, "cross-encoder")
         if self._batching is None:
-            return await self._run(lambda: self._score_now(name, pairs, max_length))
+            return await self._run(lambda: self._score_now(name, pairs, max_length, chunking))
         batcher = self._batchers.get(name)
         if batcher is None:
             limits = self._batching
@@ -92,7 +97,7 @@ class ModelRegistry:
                 functools.partial(self._score_each_now, name), self._executor,
                 max_batch_pairs=limits.max_batch_pairs, max_wait_ms=limits.max_wait_ms,
                 max_queue_pairs=limits.max_queue_pairs)
-        return await batcher.score(pairs, max_length)
+        return await batcher.score(pairs, max_length, chunking)
 
     def batch_stats(self) -> dict[str, tuple[BatchStats, int]]:
         """Per batched model: its counters and the pairs waiting now."""
@@ -117,12 +122,15 @@ class ModelRegistry:
         for model in loaded.values():
             model.close()
 
-    def _score_now(self, name: str, pairs: Sequence[Pair], max_length: int | None) -> Scores:
-        return self.cross_encoder(name).score(pairs, max_length=max_length)
+    def _score_now(self, name: str, pairs: Sequence[Pair], max_length: int | None,
+                   chunking: Chunking | None) -> Scores:
+        return self.cross_encoder(name).score(pairs, max_length=max_length, chunking=chunking)
 
     def _score_each_now(self, name: str, requests: Sequence[Sequence[Pair]],
-                        max_length: int | None, done: Callable[[int, Scores], None]) -> None:
-        self.cross_encoder(name).score_each(requests, done, max_length=max_length)
+                        max_length: int | None, chunking: Chunking | None,
+                        done: Callable[[int, Scores], None]) -> None:
+        self.cross_encoder(name).score_each(requests, done, max_length=max_length,
+                                            chunking=chunking)
 
     async def _run(self, work: Callable[[], _T]) -> _T:
         loop = asyncio.get_running_loop()

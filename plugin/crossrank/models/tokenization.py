@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,38 @@ from crossrank.models.errors import ManifestError
 # about a quarter less time on 100 SciFact pairs
 _ENCODE_BATCH = ("encode_batch_fast" if hasattr(tokenizers.Tokenizer, "encode_batch_fast")
                  else "encode_batch")
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How a document longer than the model's window is read (the default: cut to fit).
+
+    ``max_chunks`` above 1: the document is read in up to that many windows of the pair's
+    length, each with the query, consecutive windows sharing ``overlap`` tokens, and its score
+    is the best window's (max over chunks, as Cohere's v1 rerank and Elasticsearch's chunk
+    strategy score long documents). ``doc_tokens``: only the document's first ``doc_tokens``
+    tokens are read at all (Cohere's ``max_tokens_per_doc``).
+    """
+
+    max_chunks: int = 1
+    overlap: int = 32
+    doc_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_chunks < 1:
+            raise ValueError("max_chunks must be at least 1")
+        if self.overlap < 0:
+            raise ValueError("overlap must be 0 or more")
+        if self.doc_tokens is not None and self.doc_tokens < 1:
+            raise ValueError("doc_tokens must be at least 1")
+
+    @property
+    def cuts_only(self) -> bool:
+        """Reads one window, as without chunking (doc_tokens may still shorten it)."""
+        return self.max_chunks == 1
+
+
+NO_CHUNKING = Chunking()
 
 
 class Tokenizer:
@@ -62,6 +95,66 @@ class Tokenizer:
             if "truncat" not in str(exc).lower():
                 raise
         return self._encode_with_long_queries(tokenizer, pairs, max_length)
+
+    def encode_pair_windows(self, pairs: Sequence[tuple[str, str]], max_length: int,
+                            chunking: Chunking) -> list[list[Any]]:
+        """Each pair's windows: the pair cut to ``max_length``, then (``max_chunks`` above 1)
+        the rest of its document in further windows of the same length, the query in each,
+        consecutive windows sharing ``chunking.overlap`` document tokens."""
+        if chunking.doc_tokens is not None:
+            pairs = [(query, doc) for query, doc in
+                     zip((q for q, _ in pairs),
+                         self.cut_texts([d for _, d in pairs], chunking.doc_tokens),
+                         strict=True)]
+        if chunking.max_chunks == 1:
+            return [[encoding] for encoding in self.encode_pairs(pairs, max_length)]
+        self._check_room(max_length, self.pair_special_tokens)
+        tokenizer = self._own()
+        result: list[list[Any]] = [[] for _ in pairs]
+        # pairs whose query leaves room for a document are read in windows; the rest, as
+        # encode_pairs reads them (cut longest-first, one window)
+        queries = sorted({query for query, _ in pairs})
+        tokenizer.no_truncation()
+        query_tokens = {query: len(encoding.ids) for query, encoding in
+                        zip(queries, tokenizer.encode_batch(queries, add_special_tokens=False),
+                            strict=True)}
+        room = max_length - self.pair_special_tokens
+        windowed = [i for i, (query, _) in enumerate(pairs) if query_tokens[query] < room]
+        by_overlap: dict[int, list[int]] = {}
+        for i in windowed:  # the stride must stay below each window's document part
+            doc_room = room - query_tokens[pairs[i][0]]
+            by_overlap.setdefault(min(chunking.overlap, doc_room // 2), []).append(i)
+        for overlap, rows in by_overlap.items():
+            tokenizer.enable_truncation(max_length, stride=overlap, strategy="only_second")
+            # encode_batch, not encode_batch_fast: the fast path gives overflowing windows
+            # wrong type ids (tokenizers 0.22)
+            encodings = tokenizer.encode_batch([pairs[i] for i in rows])
+            for row, encoding in zip(rows, encodings, strict=True):
+                result[row] = [encoding, *encoding.overflowing][: chunking.max_chunks]
+        rest = [i for i in range(len(pairs)) if not result[i]]
+        if rest:
+            for row, encoding in zip(rest, self.encode_pairs([pairs[i] for i in rest],
+                                                             max_length), strict=True):
+                result[row] = [encoding]
+        return result
+
+    def cut_texts(self, texts: Sequence[str], tokens: int) -> list[str]:
+        """Each text cut after its first ``tokens`` tokens (at a character offset)."""
+        tokenizer = self._own()
+        tokenizer.enable_truncation(tokens, strategy="longest_first")
+        encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        cut = []
+        for text, encoding in zip(texts, encodings, strict=True):
+            whole = not encoding.overflowing
+            cut.append(text if whole or not encoding.offsets else
+                       text[: encoding.offsets[-1][1]])
+        return cut
+
+    def pair_lengths(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
+        """Each pair's length in tokens, special tokens included, before any cut."""
+        tokenizer = self._own()
+        tokenizer.no_truncation()
+        return [len(e.ids) for e in getattr(tokenizer, _ENCODE_BATCH)(list(pairs))]
 
     def encode_texts(self, texts: Sequence[str], max_length: int) -> list[Any]:
         self._check_room(max_length, self.text_special_tokens)

@@ -57,7 +57,7 @@ async def handle_admin(request: Incoming, path: str, ctx: AdminContext, send: Se
     elif parts == ["rerank"]:
         if method != "POST":
             raise MethodNotAllowed("use POST /_crossrank/rerank")
-        await handle_rerank(request, send, service, ctx.models)
+        await handle_rerank(request, send, service, ctx.models, "crossrank")
     elif parts == ["health"]:
         await handle_health(send, service.upstream, service.policies, ctx.models)
     elif parts == ["metrics"]:

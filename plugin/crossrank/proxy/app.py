@@ -2,7 +2,8 @@
 
 Layers, outermost first: the last-resort handler (anything unexpected becomes an
 OpenSearch-shaped 500, never a traceback), the known-error table (crossrank.proxy.errors -> its
-status), then the route: pass-through, search, msearch or the admin API.
+status), then the route: pass-through, search, msearch, the ingest writes, the rerank APIs
+(Cohere, Jina and TEI shapes) or the admin API.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from crossrank.proxy.ingest_handler import IngestContext, handle_ingest
 from crossrank.proxy.metrics import Metrics
 from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
+from crossrank.proxy.rerank_api import handle_rerank
 from crossrank.proxy.routes import RouteKind, classify
 from crossrank.proxy.search_handler import handle_msearch, handle_search
 from crossrank.proxy.search_service import SearchService
@@ -142,6 +144,9 @@ class CrossrankApp:
             await handle_admin(request, route.admin_path, self._admin, send)
         elif kind is RouteKind.BULK or kind is RouteKind.DOC:
             await handle_ingest(request, route, self._ingest, send)
+        elif kind is RouteKind.RERANK:
+            await handle_rerank(request, send, self._search, self.model_kinds,
+                                route.rerank_api)
         else:
             await forward(request, self.upstream, send)
 

@@ -23,7 +23,7 @@ from pydantic.json_schema import models_json_schema
 import crossrank
 from crossrank.policy import Policy
 from crossrank.proxy.admin_auth import ADMIN_TOKEN_HEADER
-from crossrank.proxy.rerank_api import RerankRequest
+from crossrank.proxy.rerank_shapes import RerankRequest
 
 __all__ = ["OPENAPI_PATH", "document", "document_bytes"]
 
@@ -62,10 +62,11 @@ _RESPONSE_SCHEMAS: dict[str, JSON] = {
         "model": {"type": "string"},
         "results": {"type": "array", "items": _object({
             "index": {"type": "integer", "minimum": 0},
-            "relevance_score": {"type": "number"},
+            "relevance_score": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
+            "raw_score": _nullable({"type": "number"}),
             "id": {"type": ["string", "integer"]},
             "document": _object({"text": {"type": "string"}}),
-        }, optional=("id", "document"))},
+        }, optional=("raw_score", "id", "document"))},
         "meta": _object({"took_ms": {"type": "number", "minimum": 0},
                          "documents": {"type": "integer", "minimum": 0}})}),
     "IndexMapping": _object({
@@ -170,7 +171,10 @@ def _paths(name_pattern: str) -> JSON:
         "/_crossrank/rerank": {"post": {
             "operationId": "rerank", "summary": "Score documents against a query",
             "description": "Cohere/Jina request and response shape; results in descending "
-                           "relevance_score.",
+                           "relevance_score (in [0, 1]; null when the reranker fell back "
+                           "to the order given). The same ranking answers POST /v1/rerank "
+                           "(Cohere v1, Jina), /v2/rerank (Cohere v2) and /rerank (TEI) in "
+                           "those services' own shapes (docs/clients.md).",
             "requestBody": _body("RerankRequest"),
             "responses": _responses({200: ("Scores", "RerankResponse")}, 400, 413, 429)}},
         "/_crossrank/health": {"get": {

@@ -15,6 +15,7 @@ class RouteKind(Enum):
     ADMIN = "admin"
     BULK = "bulk"
     DOC = "doc"  # one document written: _doc, _create, _update
+    RERANK = "rerank"  # the rerank APIs in other services' shapes (Cohere, Jina, TEI)
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Route:
     admin_path: str = ""
     doc_action: str = ""  # DOC routes: index | create | update
     doc_id: str | None = None  # DOC routes: the decoded id (None: OpenSearch assigns one)
+    rerank_api: str = ""  # RERANK routes: the shape (crossrank.proxy.rerank_shapes.SHAPES)
 
 
 # Index names cannot start with '_', so "/_search" and "/idx/_search" are told apart.
@@ -39,6 +41,11 @@ _DOC_APIS = {
 }
 _SEARCH_METHODS = ("GET", "POST")
 _BULK_METHODS = ("POST", "PUT")
+# POST only: OpenSearch has no POST handler at these paths (an index named "rerank" or "v1"
+# is still read and written through them with every other method).
+_RERANK = re.compile(r"^/(?P<api>v1/rerank|v2/rerank|rerank)/?$")
+_RERANK_APIS = {"v1/rerank": "v1", "v2/rerank": "v2", "rerank": "tei"}
+_RERANK_METHODS = ("POST",)
 ADMIN_PREFIX = "/_crossrank"
 _ADMIN = re.compile(r"^" + ADMIN_PREFIX + r"(?:/.*)?$")
 
@@ -63,7 +70,8 @@ def front_rules() -> tuple[FrontRule, ...]:
     return (FrontRule(RouteKind.ADMIN, (), _ADMIN),
             FrontRule(RouteKind.SEARCH, _SEARCH_METHODS, _SEARCH),
             FrontRule(RouteKind.BULK, _BULK_METHODS, _BULK),
-            FrontRule(RouteKind.DOC, doc_methods, _DOC))
+            FrontRule(RouteKind.DOC, doc_methods, _DOC),
+            FrontRule(RouteKind.RERANK, _RERANK_METHODS, _RERANK))
 
 
 def split_indices(expression: str) -> tuple[str, ...]:
@@ -78,6 +86,9 @@ def classify(method: str, raw_path: str) -> Route:
         indices = split_indices(match["index"]) if match["index"] else ()
         kind = RouteKind.SEARCH if match["api"] == "_search" else RouteKind.MSEARCH
         return Route(kind, indices)
+    rerank = _RERANK.match(raw_path)
+    if rerank and method in _RERANK_METHODS:
+        return Route(RouteKind.RERANK, rerank_api=_RERANK_APIS[rerank["api"]])
     return _write_route(method, raw_path)
 
 

@@ -6,7 +6,8 @@
 the rest:
 
 1. retrieve: one call for all the searches (the retriever decides how they go upstream);
-2. score: every (query, hit) pair of every reranked window, grouped per model, scores found in
+2. score: every (query, hit) pair of every reranked window, grouped per model (and per pair
+   length and chunking: a long document may be read in several windows), scores found in
    the score cache reused, one scorer call per model, under the tightest latency budget; a
    policy with a ``cascade`` is scored in two stages (its small model over the window, then
    its own model over the small model's top ``rescore``, ``combine_cascade``);
@@ -30,6 +31,7 @@ import numpy as np
 
 from crossrank.models.errors import QueueFull
 from crossrank.models.protocols import Scorer
+from crossrank.models.tokenization import Chunking
 from crossrank.search.merge import document_texts, final_scores, merge_response
 from crossrank.search.plan import SearchPlan
 from crossrank.search.retrieval import FirstStage, Retrieval, Retriever
@@ -84,7 +86,7 @@ class _Job:
     def key(self, model: str, i: int) -> CacheKey:
         assert self.plan.policy is not None and self.plan.query_text is not None
         return ScoreCache.key(model, self.plan.policy.max_length, self.plan.query_text,
-                              *self.hit_ids[i], self.pairs[i][1])
+                              *self.hit_ids[i], self.pairs[i][1], self.plan.chunking)
 
 
 @dataclass
@@ -205,16 +207,18 @@ def combine_cascade(small: Scores, indices: Sequence[int], full: Scores) -> Scor
 
 async def _score_stages(stages: list[_Stage], scorer: Scorer,
                         cache: ScoreCache | None) -> None:
-    groups: dict[tuple[str, int | None], list[_Stage]] = {}
+    groups: dict[tuple[str, int | None, Chunking | None], list[_Stage]] = {}
     for stage in stages:
-        assert stage.job.plan.policy is not None
-        groups.setdefault((stage.model, stage.job.plan.policy.max_length), []).append(stage)
-    await asyncio.gather(*(_score_group(model, max_length, group, scorer, cache)
-                           for (model, max_length), group in groups.items()))
+        plan = stage.job.plan
+        assert plan.policy is not None
+        groups.setdefault((stage.model, plan.policy.max_length, plan.chunking),
+                          []).append(stage)
+    await asyncio.gather(*(_score_group(model, max_length, chunking, group, scorer, cache)
+                           for (model, max_length, chunking), group in groups.items()))
 
 
-async def _score_group(model: str, max_length: int | None, group: list[_Stage],
-                       scorer: Scorer, cache: ScoreCache | None) -> None:
+async def _score_group(model: str, max_length: int | None, chunking: Chunking | None,
+                       group: list[_Stage], scorer: Scorer, cache: ScoreCache | None) -> None:
     keys = [[stage.job.key(model, i) for i in stage.indices] for stage in group]
     cached: list[list[float | None]] = [
         cache.get_many(k) if cache is not None else [None] * len(k) for k in keys]
@@ -228,7 +232,7 @@ async def _score_group(model: str, max_length: int | None, group: list[_Stage],
         pairs = [group[n].job.pairs[group[n].indices[j]] for n, j in todo]
         try:
             fresh = await asyncio.wait_for(
-                scorer.score(model, pairs, max_length=max_length), timeout)
+                scorer.score(model, pairs, max_length=max_length, chunking=chunking), timeout)
             if len(fresh) != len(pairs) or not np.all(np.isfinite(fresh)):
                 _fail(group, "non_finite_scores" if len(fresh) == len(pairs)
                       else "wrong_score_count")

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from crossrank.models.manifest import FirstStageKind, Scoring
+from crossrank.models.tokenization import Chunking
 from crossrank.policy import Policy
 from crossrank.search.errors import PlanError
 from crossrank.search.query_text import extract_query_text, strip_query_string
@@ -66,7 +67,7 @@ __all__ = ["CROSSRANK_PARAMS", "Arm", "PlanError", "SearchPlan", "plan_inline", 
 Arm = Literal["rerank", "baseline"]
 
 CROSSRANK_PARAMS = frozenset({"rerank", "rerank_window", "rerank_query"})
-_EXT_KEYS = frozenset({"query_text", "window", "explain"})
+_EXT_KEYS = frozenset({"query_text", "window", "explain", "max_chunks"})
 DEFAULT_SIZE = 10
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
@@ -96,6 +97,9 @@ class SearchPlan:
     card: Card = field(default_factory=dict)
     """The model's card, kept to re-resolve ``scoring`` if the first stage turns out to be of
     another kind (a hybrid search answered by BM25 alone)."""
+    chunking: Chunking | None = None
+    """How long documents are read (None: cut to the pair's length): the policy's
+    ``chunking``, or the search's ``ext.crossrank.max_chunks``."""
 
     @property
     def proxy_hybrid(self) -> bool:
@@ -118,6 +122,7 @@ class _Options:
     window: int | None
     query_text: str | None
     explain: bool
+    max_chunks: int | None = None
 
 
 def plan_search(body: JSONObject | None, params: Sequence[tuple[str, str]],
@@ -188,7 +193,8 @@ def plan_search(body: JSONObject | None, params: Sequence[tuple[str, str]],
         upstream_params=upstream_params, body_changed=True,
         params_changed=len(upstream_params) != len(params), client_source=client_source,
         restore_source=widened is not None, explain=options.explain, first_stage=kind,
-        scoring=scoring, scoring_source=source, card=card or {})
+        scoring=scoring, scoring_source=source, card=card or {},
+        chunking=chunking_of(policy, options.max_chunks))
 
 
 def bucket(key: str) -> float:
@@ -241,7 +247,25 @@ def _read_options(ext: JSON, own: Mapping[str, str], policy: Policy | None) -> _
     explain = ext.get("explain", False)
     if not isinstance(explain, bool):
         raise PlanError("ext.crossrank.explain", "must be true or false")
-    return _Options(forced, window, query_text, explain)
+    max_chunks = None
+    if ext.get("max_chunks") is not None:
+        max_chunks = _integer(ext["max_chunks"])
+        if max_chunks is None or not 1 <= max_chunks <= 64:
+            raise PlanError("ext.crossrank.max_chunks",
+                            f"must be an integer between 1 and 64, got [{ext['max_chunks']}]")
+    return _Options(forced, window, query_text, explain, max_chunks)
+
+
+def chunking_of(policy: Policy, max_chunks: int | None = None) -> Chunking | None:
+    """The chunking a search gets: the policy's section, with the search's own ``max_chunks``
+    (1: off) in place of the policy's; None reads each document in one window."""
+    section = policy.chunking
+    chunks = max_chunks if max_chunks is not None else (
+        section.max_chunks if section is not None else 1)
+    if chunks == 1:
+        return None
+    return Chunking(max_chunks=chunks,
+                    overlap=section.overlap if section is not None else Chunking().overlap)
 
 
 def _window(name: str, value: JSON, max_window: int | None) -> int:
@@ -359,7 +383,7 @@ def _sorts_by_score(sort: JSON, *, url: bool = False) -> bool:
 
 
 def plan_inline(query: str, count: int, *, model: str, max_length: int | None,
-                top_n: int | None) -> SearchPlan:
+                top_n: int | None, chunking: Chunking | None = None) -> SearchPlan:
     """The plan of a rerank request whose ``count`` documents come with it (``POST
     /_crossrank/rerank``): every document is in the window, scored by ``model``, and
     ``_score`` is the reranker's own score. The documents are hits whose ``_source`` is
@@ -372,4 +396,5 @@ def plan_inline(query: str, count: int, *, model: str, max_length: int | None,
         rerank=True, arm="rerank", reason=None, policy=policy, query_text=query, window=count,
         from_=0, size=count if top_n is None else min(top_n, count), upstream_body=None,
         upstream_params=[], body_changed=False, params_changed=False,
-        scoring=Scoring(score_mode="replace", window=window), scoring_source="policy")
+        scoring=Scoring(score_mode="replace", window=window), scoring_source="policy",
+        chunking=chunking)

@@ -1,8 +1,9 @@
 """A bounded in-memory cache of reranker scores.
 
-Key: (model, max_length, query text, index, document id, hash of the scored text). The text
-hash makes a changed document miss, so an update is never answered with a stale score; paging
-through one window or repeating a query costs no model time. Used from the event loop only.
+Key: (model, max_length, chunking, query text, index, document id, hash of the scored text).
+The text hash makes a changed document miss, so an update is never answered with a stale
+score; paging through one window or repeating a query costs no model time. Used from the
+event loop only.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 
-CacheKey = tuple[str, int | None, str, str, str, bytes]
+from crossrank.models.tokenization import Chunking
+
+CacheKey = tuple[str, int | None, Chunking | None, str, str, str, bytes]
 
 
 def text_digest(text: str) -> bytes:
@@ -30,8 +33,8 @@ class ScoreCache:
 
     @staticmethod
     def key(model: str, max_length: int | None, query: str, index: str, doc_id: str,
-            text: str) -> CacheKey:
-        return (model, max_length, query, index, doc_id, text_digest(text))
+            text: str, chunking: Chunking | None = None) -> CacheKey:
+        return (model, max_length, chunking, query, index, doc_id, text_digest(text))
 
     def get_many(self, keys: Sequence[CacheKey]) -> list[float | None]:
         found: list[float | None] = []
