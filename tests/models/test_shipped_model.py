@@ -1,5 +1,6 @@
-"""The default model as shipped in onnx_models/: intact, quantised for this CPU at load, and
-ranking the judged abstract of real SciFact training claims above the others."""
+"""The models shipped in onnx_models/ (the default, and the 3-layer student distilled from it
+for the cascade): intact, quantised for this CPU at load, and ranking the judged abstract of
+real SciFact training claims above the others."""
 
 from __future__ import annotations
 
@@ -14,20 +15,31 @@ from crossrank.models.sample_texts import join_title, scifact_dir
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "onnx_models" / "crossrank-minilm-l6-scifact"
+STUDENT = REPO / "onnx_models" / "crossrank-minilm-l3-scifact"
+SHIPPED = pytest.mark.parametrize("directory", [DEFAULT, STUDENT], ids=lambda d: d.name)
 
 
-def test_the_default_model_ships_its_float_graph_and_weights() -> None:
-    manifest = Manifest.read(DEFAULT)
-    manifest.verify(DEFAULT)
+@SHIPPED
+def test_a_shipped_model_has_its_float_graph_and_weights(directory: Path) -> None:
+    manifest = Manifest.read(directory)
+    manifest.verify(directory)
     assert manifest.int8_on_load is not None and manifest.quantization is None
-    assert (DEFAULT / "pytorch" / "model.safetensors").is_file()  # to fine-tune, re-export
+    assert (directory / "pytorch" / "model.safetensors").is_file()  # to fine-tune, re-export
 
 
-def test_the_default_model_runs_int8_for_this_cpu_and_ranks_judged_abstracts_first() -> None:
+def test_the_student_is_smaller_than_the_default() -> None:
+    layers = [json.loads((d / "pytorch" / "config.json").read_text())["num_hidden_layers"]
+              for d in (DEFAULT, STUDENT)]
+    assert layers == [6, 3]
+
+
+@SHIPPED
+def test_a_shipped_model_runs_int8_for_this_cpu_and_ranks_judged_abstracts_first(
+        directory: Path) -> None:
     data = scifact_dir()
     if data is None:
         pytest.skip("SciFact is not here (datasets/scifact)")
-    model = CrossEncoder.load(DEFAULT)
+    model = CrossEncoder.load(directory)
     assert model.quantization == int8_settings(cpu_isa())
     corpus = {}
     with (data / "corpus.jsonl").open() as lines:
