@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from crossrank.proxy.errors import ClientDisconnected, CrossrankError, PayloadTooLarge
+from crossrank.proxy.errors import (
+    BadRequest,
+    ClientDisconnected,
+    CrossrankError,
+    InvalidJSON,
+    PayloadTooLarge,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,6 +84,18 @@ class Incoming:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def decode(self, raw: bytes) -> tuple[bytes, Incoming]:
+        """The body ``raw`` (as read by :meth:`body`) without its Content-Encoding (OpenSearch
+        accepts gzip and deflate), and this request as it then reads (that header dropped
+        when the body was decoded); the decoded body too is held to max_body_bytes."""
+        body = decode_content(raw, self.header("content-encoding"), self.max_body_bytes)
+        if body is raw:
+            return raw, self
+        return body, self.without_header(b"content-encoding")
+
+    def without_header(self, name: bytes) -> Incoming:
+        return replace(self, headers=[(k, v) for k, v in self.headers if k.lower() != name])
+
     async def stream(self) -> AsyncIterator[bytes]:
         if self._consumed:
             return
@@ -104,3 +123,24 @@ async def respond(send: Send, status: int, body: bytes,
 async def respond_error(send: Send, error: CrossrankError,
                         extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
     await respond(send, error.status, error.body(), JSON_HEADERS + (extra_headers or []))
+
+
+def decode_content(raw: bytes, encoding: str | None, max_bytes: int) -> bytes:
+    """``raw`` without its Content-Encoding (the same object when there is none)."""
+    name = (encoding or "").strip().lower()
+    if name in ("", "identity") or not raw:
+        return raw
+    if name not in ("gzip", "deflate"):
+        raise BadRequest(f"unsupported Content-Encoding [{encoding}]")
+    # gzip: a gzip header; deflate: zlib's (RFC 1950), as OpenSearch reads it
+    inflater = zlib.decompressobj(wbits=31 if name == "gzip" else 15)
+    try:
+        body = inflater.decompress(raw, max_bytes + 1)
+    except zlib.error as exc:
+        raise InvalidJSON(f"request body is not valid {name}: {exc}") from exc
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"decompressed request body exceeds the limit of {max_bytes} "
+                              "bytes")
+    if not inflater.eof:
+        raise InvalidJSON(f"request body is not valid {name}: truncated")
+    return body

@@ -20,10 +20,8 @@ Neither is a status that clients retry on their own.
 
 from __future__ import annotations
 
-import gzip
 import logging
-import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -39,8 +37,8 @@ from crossrank.ingest.plan import (
     rewrite_bulk,
 )
 from crossrank.policy import EmbedSection, Policy
-from crossrank.proxy.errors import BadRequest, EmbeddingFailed, InvalidJSON
-from crossrank.proxy.http import Incoming, Send
+from crossrank.proxy.errors import EmbeddingFailed
+from crossrank.proxy.http import Incoming, Send, decode_content
 from crossrank.proxy.index_mapping import MappingCache, ensure_vector_mappings, upstream_failure
 from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
@@ -80,7 +78,8 @@ async def handle_ingest(request: Incoming, route: Route, ctx: IngestContext, sen
         return
 
     raw = await request.body()
-    body, decoded = _decode(raw, request.header("content-encoding"))
+    body = decode_content(raw, request.header("content-encoding"), request.max_body_bytes)
+    decoded = body is not raw
     params = dict(request.params())
     default_index = route.indices[0] if len(route.indices) == 1 else None
     if route.kind is RouteKind.BULK:
@@ -119,24 +118,8 @@ async def handle_ingest(request: Incoming, route: Route, ctx: IngestContext, sen
     if out is raw:
         await forward(request, ctx.upstream, send, body=raw)
         return
-    sent = request if not decoded else replace(request, headers=[
-        (k, v) for k, v in request.headers if k.lower() != b"content-encoding"])
+    sent = request.without_header(b"content-encoding") if decoded else request
     await forward(sent, ctx.upstream, send, body=out)
-
-
-def _decode(raw: bytes, encoding: str | None) -> tuple[bytes, bool]:
-    """The body without its Content-Encoding (OpenSearch accepts gzip and deflate)."""
-    if not encoding or encoding.strip().lower() == "identity":
-        return raw, False
-    name = encoding.strip().lower()
-    try:
-        if name == "gzip":
-            return gzip.decompress(raw), True
-        if name == "deflate":
-            return zlib.decompress(raw), True
-    except (OSError, EOFError, zlib.error) as exc:
-        raise InvalidJSON(f"request body is not valid {name}: {exc}") from exc
-    raise BadRequest(f"unsupported Content-Encoding [{encoding}]")
 
 
 def _internal_headers(request: Incoming) -> list[tuple[bytes, bytes]]:

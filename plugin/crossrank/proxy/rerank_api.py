@@ -67,7 +67,7 @@ async def handle_rerank(request: Incoming, send: Send, service: SearchService,
     shape = SHAPES[api]
     began = time.perf_counter()
     try:
-        call = shape.parse(await request.body())
+        call = shape.parse(request.decode(await request.body())[0])
         _check_model(call.model, models)
         if not call.truncate:
             await _refuse_overlong(call, service)

@@ -43,12 +43,14 @@ def parse_body(body: bytes, max_depth: int) -> JSONObject | None:
 async def handle_search(request: Incoming, route: Route, service: SearchService,
                         send: Send) -> None:
     started = time.monotonic()
-    body = await request.body()
+    raw = await request.body()
+    sent = request
+    body, request = request.decode(raw)  # a gzip or deflate body, decoded
     policy = service.policies.for_indices(route.indices)
     if policy is None and b"crossrank" not in body and not _has_own_params(request):
-        # Not ours in any way: byte-faithful pass-through.
+        # Not ours in any way: byte-faithful pass-through (compressed as it came).
         service.count(None, "bypassed", "no_policy")
-        await forward(request, service.upstream, send, body=body,
+        await forward(sent, service.upstream, send, body=raw,
                       extra_headers=outcome_headers(None, "bypassed", "no_policy"))
         return
     parsed = parse_body(body, service.max_json_depth)
@@ -85,10 +87,12 @@ def _content(outcome: Outcome) -> bytes:
 async def handle_msearch(request: Incoming, route: Route, service: SearchService,
                          send: Send) -> None:
     started = time.monotonic()
-    body = await request.body()
+    raw = await request.body()
+    sent = request
+    body, request = request.decode(raw)
     if not service.policies.all() and b"crossrank" not in body \
             and not _has_own_params(request):
-        await forward(request, service.upstream, send, body=body,
+        await forward(sent, service.upstream, send, body=raw,
                       extra_headers=outcome_headers(None, "bypassed", "no_policy"))
         return
     # URL parameters of _msearch (search_type, max_concurrent_searches, ...) belong to the
