@@ -103,16 +103,16 @@ def test_finetune_a_tiny_cross_encoder_through_the_proxy(
     _, _, again = load_student(out, seed=0)
     assert again.directory == out / WEIGHTS_DIR and again.cross_encoder
 
-    # the new model, served: the proxy's scores are the graph's
+    # the new model, served: the proxy's raw scores are the graph's
     settings = proxy_settings(opensearch_url, out)
     served = ServedProxy(build_app(settings), settings.port).start()
     try:
         documents = ["kalu kalu kalu is what this report is about", "rono and once kalu"]
         answer = httpx.post(f"{served.url}/_crossrank/rerank", json={
-            "query": "kalu report", "documents": documents, "return_documents": False},
-            timeout=60)
+            "query": "kalu report", "documents": documents, "return_documents": False,
+            "raw_scores": True}, timeout=60)
         assert answer.status_code == 200, answer.text
-        by_index = {r["index"]: r["relevance_score"] for r in answer.json()["results"]}
+        by_index = {r["index"]: r["raw_score"] for r in answer.json()["results"]}
     finally:
         served.stop()
     local = CrossEncoder.load(out).score([("kalu report", d) for d in documents])
