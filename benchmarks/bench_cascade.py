@@ -34,7 +34,7 @@ FULL = "crossrank-minilm-l6-scifact"
 STUDENT = "crossrank-minilm-l3-scifact"
 
 
-def contenders(window: int) -> dict[str, dict[str, Any]]:
+def contenders() -> dict[str, dict[str, Any]]:
     return {
         "full": {"model": FULL},
         "student": {"model": STUDENT},
@@ -62,9 +62,9 @@ def set_up(proxy: str, opensearch: str, token: str, window: int) -> None:
     headers = {"x-crossrank-admin-token": token}
     with httpx.Client(timeout=60) as http:
         actions = [{"add": {"index": INDEX, "alias": f"bench-{name}"}}
-                   for name in contenders(window)]
+                   for name in contenders()]
         http.post(f"{opensearch}/_aliases", json={"actions": actions}).raise_for_status()
-        for name, fields in contenders(window).items():
+        for name, fields in contenders().items():
             policy = {"indices": [f"bench-{name}"], "text_fields": ["title", "text"],
                       "template": "{title}. {text}", "window": window, "max_window": window,
                       **fields}
@@ -121,7 +121,7 @@ def main() -> None:
     args = parser.parse_args()
     print(machine_summary(), flush=True)  # speed claims hold for this CPU kind only
     set_up(args.proxy, args.opensearch, args.admin_token, args.window)
-    names = list(contenders(args.window))
+    names = list(contenders())
     queries = claims(args.queries)
     asyncio.run(run(args.proxy, names, queries[:4], 1))  # warm up every model
     print(f"window {args.window}, {len(queries)} SciFact claims, score cache as the proxy has "

@@ -47,14 +47,6 @@ class Chunking:
         if self.doc_tokens is not None and self.doc_tokens < 1:
             raise ValueError("doc_tokens must be at least 1")
 
-    @property
-    def cuts_only(self) -> bool:
-        """Reads one window, as without chunking (doc_tokens may still shorten it)."""
-        return self.max_chunks == 1
-
-
-NO_CHUNKING = Chunking()
-
 
 class Tokenizer:
     """Thread-safe pair and text encoding with per-call truncation."""
@@ -102,10 +94,8 @@ class Tokenizer:
         the rest of its document in further windows of the same length, the query in each,
         consecutive windows sharing ``chunking.overlap`` document tokens."""
         if chunking.doc_tokens is not None:
-            pairs = [(query, doc) for query, doc in
-                     zip((q for q, _ in pairs),
-                         self.cut_texts([d for _, d in pairs], chunking.doc_tokens),
-                         strict=True)]
+            cut = self.cut_texts([doc for _, doc in pairs], chunking.doc_tokens)
+            pairs = [(query, doc) for (query, _), doc in zip(pairs, cut, strict=True)]
         if chunking.max_chunks == 1:
             return [[encoding] for encoding in self.encode_pairs(pairs, max_length)]
         self._check_room(max_length, self.pair_special_tokens)
@@ -113,11 +103,7 @@ class Tokenizer:
         result: list[list[Any]] = [[] for _ in pairs]
         # pairs whose query leaves room for a document are read in windows; the rest, as
         # encode_pairs reads them (cut longest-first, one window)
-        queries = sorted({query for query, _ in pairs})
-        tokenizer.no_truncation()
-        query_tokens = {query: len(encoding.ids) for query, encoding in
-                        zip(queries, tokenizer.encode_batch(queries, add_special_tokens=False),
-                            strict=True)}
+        query_tokens = self._query_lengths(tokenizer, pairs)
         room = max_length - self.pair_special_tokens
         windowed = [i for i, (query, _) in enumerate(pairs) if query_tokens[query] < room]
         by_overlap: dict[int, list[int]] = {}
@@ -164,11 +150,7 @@ class Tokenizer:
 
     def _encode_with_long_queries(self, tokenizer: Any, pairs: Sequence[tuple[str, str]],
                                   max_length: int) -> list[Any]:
-        tokenizer.no_truncation()
-        queries = sorted({query for query, _ in pairs})
-        query_tokens = {query: len(encoding.ids) for query, encoding in
-                        zip(queries, tokenizer.encode_batch(queries, add_special_tokens=False),
-                            strict=True)}
+        query_tokens = self._query_lengths(tokenizer, pairs)
         room = max_length - self.pair_special_tokens
         long = [query_tokens[query] >= room for query, _ in pairs]
         result: list[Any] = [None] * len(pairs)
@@ -181,6 +163,15 @@ class Tokenizer:
             for row, encoding in zip(rows, encodings, strict=True):
                 result[row] = encoding
         return result
+
+    @staticmethod
+    def _query_lengths(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, int]:
+        """Each distinct query's length in tokens, without special tokens (untruncated)."""
+        tokenizer.no_truncation()
+        queries = sorted({query for query, _ in pairs})
+        return {query: len(encoding.ids) for query, encoding in
+                zip(queries, tokenizer.encode_batch(queries, add_special_tokens=False),
+                    strict=True)}
 
     @staticmethod
     def _check_room(max_length: int, special_tokens: int) -> None:

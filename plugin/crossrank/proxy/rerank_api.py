@@ -78,7 +78,7 @@ async def handle_rerank(request: Incoming, send: Send, service: SearchService,
     activations: Mapping[str, str] = getattr(service.scorer, "activations", {})
     ranked, outcome = await rank(call, service, activations.get(call.model, "none"))
     took_ms = round((time.perf_counter() - began) * 1000, 2)
-    body = shape.render(call, ranked, took_ms, _request_id(request))
+    body = shape.render(call, ranked, took_ms, request.header("x-request-id") or "")
     await respond(send, 200, body, JSON_HEADERS + headers_of(outcome))
 
 
@@ -102,11 +102,4 @@ async def _refuse_overlong(call: RerankCall, service: SearchService) -> None:
             f"text {overlong[0]} does not fit the model's {model.limit(call.max_length)} "
             f"tokens with the query ({len(overlong)} such); send truncate: true to cut it",
             field="texts", kind="too_long")
-
-
-def _request_id(request: Incoming) -> str:
-    for key, value in reversed(request.headers):
-        if key.lower() == b"x-request-id":
-            return value.decode("latin-1")
-    return ""
 

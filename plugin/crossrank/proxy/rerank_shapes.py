@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crossrank.models.tokenization import Chunking
 from crossrank.proxy.errors import BadRequest, describe
+from crossrank.proxy.policies_api import validation_reason
 
 __all__ = ["SHAPES", "Ranked", "RerankCall", "RerankInputError", "Shape"]
 
@@ -82,10 +83,8 @@ def _parse(model: type[BaseModel], body: bytes) -> Any:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise RerankInputError(f"[{field}] {first['msg']}", field=field,
-                               kind="schema") from exc
+        field, reason = validation_reason(exc)
+        raise RerankInputError(reason, field=field, kind="schema") from exc
 
 
 def _chunking(max_chunks: int | None, doc_tokens: int | None = None) -> Chunking | None:
@@ -146,16 +145,12 @@ class CrossrankShape(Shape):
 
     def render(self, call: RerankCall, ranked: list[Ranked], took_ms: float,
                request_id: str) -> bytes:
-        results = []
-        for item in ranked:
-            result: dict[str, Any] = {"index": item.index, "relevance_score": item.relevance}
+        results = _v1_results(call, ranked)
+        for result, item in zip(results, ranked, strict=True):
             if call.raw_scores:
                 result["raw_score"] = item.raw
             if call.ids is not None and call.ids[item.index] is not None:
                 result["id"] = call.ids[item.index]
-            if call.return_documents:
-                result["document"] = {"text": call.texts[item.index]}
-            results.append(result)
         return orjson.dumps({"model": call.model, "results": results,
                              "meta": {"took_ms": took_ms, "documents": len(call.texts)}})
 
@@ -199,6 +194,18 @@ def _v1_text(doc: str | _V1Document, fields: list[str] | None, position: int) ->
     return "\n".join(f"{name}: {values[name]}" for name in chosen)
 
 
+def _v1_results(call: RerankCall, ranked: list[Ranked]) -> list[dict[str, Any]]:
+    """Cohere v1's results (crossrank's own route adds to them): index, relevance_score and,
+    when asked for, the document."""
+    results = []
+    for item in ranked:
+        result: dict[str, Any] = {"index": item.index, "relevance_score": item.relevance}
+        if call.return_documents:
+            result["document"] = {"text": call.texts[item.index]}
+        results.append(result)
+    return results
+
+
 def _cohere_meta(version: str, took_ms: float, documents: int) -> dict[str, Any]:
     return {"api_version": {"version": version}, "billed_units": {"search_units": 1},
             "took_ms": took_ms, "documents": documents}
@@ -216,14 +223,8 @@ class CohereV1Shape(Shape):
 
     def render(self, call: RerankCall, ranked: list[Ranked], took_ms: float,
                request_id: str) -> bytes:
-        results = []
-        for item in ranked:
-            result: dict[str, Any] = {"index": item.index, "relevance_score": item.relevance}
-            if call.return_documents:
-                result["document"] = {"text": call.texts[item.index]}
-            results.append(result)
         return orjson.dumps({"id": request_id or str(uuid.uuid4()), "model": call.model,
-                             "results": results,
+                             "results": _v1_results(call, ranked),
                              "meta": _cohere_meta("1", took_ms, len(call.texts))})
 
     def error(self, exc: RerankInputError) -> tuple[int, bytes]:
