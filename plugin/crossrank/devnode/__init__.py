@@ -1,11 +1,15 @@
-"""A real OpenSearch node for development and tests, assembled from Maven Central."""
+"""Real OpenSearch nodes for development and tests, assembled from Maven Central."""
 
 from crossrank.devnode.node import (
+    DISTRIBUTIONS,
     OPENSEARCH_VERSION,
+    DevCluster,
     DevNode,
     NodeError,
     NodeStatus,
+    find_java,
     stop_child,
 )
 
-__all__ = ["OPENSEARCH_VERSION", "DevNode", "NodeError", "NodeStatus", "stop_child"]
+__all__ = ["DISTRIBUTIONS", "OPENSEARCH_VERSION", "DevCluster", "DevNode", "NodeError",
+           "NodeStatus", "find_java", "stop_child"]
