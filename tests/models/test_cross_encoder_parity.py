@@ -10,7 +10,7 @@ import pytest
 
 from crossrank.models import CrossEncoder, Manifest
 from crossrank.models.parity import spearman, top_k_overlap
-from crossrank.models.quantize import cpu_isa, int8_settings
+from crossrank.models.quantize import cpu_isa, exact_here, int8_settings
 
 MAX_LENGTH = 256
 
@@ -87,6 +87,11 @@ def test_int8_keeps_the_top_of_the_ranking(isa: str | None, model_factory: Any,
     assert manifest.optimization == "O2"
     assert (int8_dir / "model.onnx").stat().st_size < 0.6 * (
         model_factory.exported("bert-64") / "model.onnx").stat().st_size
+    if not exact_here(manifest.quantization):
+        # 8-bit weights on an x86 CPU without VNNI: u8s8 products saturate (see exact_here);
+        # crossrank never serves such a graph, it quantises for the CPU at first load
+        assert np.isfinite(int8.score(sample_pairs[0])).all()
+        return
     for pairs in sample_pairs:
         reference, got = fp32.score(pairs), int8.score(pairs)
         assert spearman(reference, got) > 0.9

@@ -38,6 +38,16 @@ def cpu_isa(cpuinfo: str | None = None) -> str:
     return "avx2"
 
 
+def exact_here(settings: Quantization, isa: str | None = None) -> bool:
+    """Whether an int8 graph made with ``settings`` keeps its accuracy on this CPU (or on
+    ``isa``): 7-bit weights (``reduce_range``) everywhere; full 8-bit weights only with VNNI
+    or on ARM, since AVX2's u8s8 multiply (VPMADDUBSW) saturates its int16 sums. Measured on an
+    AMD EPYC with AVX2: the VNNI settings' graph ranks a random test model at Spearman 0.86
+    to fp32, the AVX2 settings' at 0.99."""
+    here = isa or cpu_isa()
+    return bool(settings.reduce_range) or here in ("avx512_vnni", "arm64")
+
+
 def cpu_model(cpuinfo: str | None = None) -> str:
     """The CPU's model name as the kernel reports it (``AMD EPYC 9R14``, ...), else the
     machine type."""
