@@ -9,11 +9,12 @@ PROXY_PORT ?= 8080
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv system opensearch models run stop test lint typecheck unit eval bench clean
+.PHONY: help venv system opensearch models run stop test test-matrix lint typecheck unit eval bench clean
 
 help:
 	@echo "make run    OpenSearch + crossrank proxy + default model + demo data, then example queries"
 	@echo "make test   environment, OpenSearch build, ruff, mypy and the whole pytest suite"
+	@echo "make test-matrix  make test, then the integration tests on OpenSearch 3.5.0 too"
 	@echo "make eval   SciFact test judgments, each arm, report in reports/eval"
 	@echo "make bench  benchmarks (results go to docs/benchmarks.md by hand)"
 	@echo "make stop   stop the proxy and the OpenSearch node started by make run"
@@ -55,6 +56,14 @@ unit: venv
 
 test: system opensearch lint typecheck
 	$(BIN)/pytest -ra
+
+# The whole suite on 2.19.1 (make test), then the integration suite on each other version.
+MATRIX_VERSIONS ?= 3.5.0
+test-matrix: test
+	for v in $(MATRIX_VERSIONS); do \
+	  $(CROSSRANK) opensearch build --version $$v && \
+	  CROSSRANK_TEST_OPENSEARCH_VERSION=$$v $(BIN)/pytest tests/integration -ra || exit 1; \
+	done
 
 eval: opensearch models
 	$(BIN)/python scripts/run_eval.py $(if $(ARGS),-- $(ARGS))

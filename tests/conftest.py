@@ -1,8 +1,9 @@
 """Test fixtures shared by every suite.
 
 The integration suites talk to a real OpenSearch node: the session starts one (built from
-Maven Central by `crossrank opensearch`) or reuses the node named by
-CROSSRANK_TEST_OPENSEARCH_URL. Nothing here imitates OpenSearch.
+Maven Central by `crossrank opensearch`) of the version CROSSRANK_TEST_OPENSEARCH_VERSION
+names (default 2.19.1; `make test-matrix` runs the integration suite on 3.5.0 too), or reuses
+the node named by CROSSRANK_TEST_OPENSEARCH_URL. Nothing here imitates OpenSearch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch
 
-from crossrank.devnode import DevNode, NodeError
+from crossrank.devnode import DISTRIBUTIONS, OPENSEARCH_VERSION, DevNode, NodeError
 
 pytest_plugins = ["model_fixtures", "proxy_fixtures"]
 
@@ -58,7 +59,12 @@ def opensearch_url(request: pytest.FixtureRequest,
         _say(request, f"\nreusing OpenSearch {version} at {given}")
         yield given.rstrip("/")
         return
-    node = DevNode(home=tmp_path_factory.mktemp("opensearch"), port=_free_port(), heap="1g")
+    version = os.environ.get("CROSSRANK_TEST_OPENSEARCH_VERSION", OPENSEARCH_VERSION)
+    if version not in DISTRIBUTIONS:
+        pytest.fail(f"CROSSRANK_TEST_OPENSEARCH_VERSION={version!r}: crossrank has recipes for "
+                    f"{', '.join(DISTRIBUTIONS)}", pytrace=False)
+    node = DevNode(home=tmp_path_factory.mktemp("opensearch"), port=_free_port(), heap="1g",
+                   version=version)
     try:
         status, _ = node.start(timeout_s=240)
     except NodeError as exc:
@@ -75,6 +81,22 @@ def opensearch_url(request: pytest.FixtureRequest,
 @pytest.fixture(scope="session")
 def os_client(opensearch_url: str) -> OpenSearch:
     return OpenSearch(opensearch_url, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def opensearch_version(os_client: OpenSearch) -> str:
+    return str(os_client.info()["version"]["number"])
+
+
+@pytest.fixture(scope="session")
+def native_hybrid(os_client: OpenSearch, opensearch_version: str) -> None:
+    """Skip unless the node has the neural-search plugin (OpenSearch's own `hybrid` query and
+    its normalization/RRF search pipelines). Maven Central serves it for 2.x, not for 3.x."""
+    plugins = {row["component"] for row in os_client.cat.plugins(format="json")}
+    if not any("neuralsearch" in name.lower() or "neural-search" in name for name in plugins):
+        pytest.skip(f"OpenSearch {opensearch_version} here has no neural-search plugin (not on "
+                    "Maven Central for 3.x), so no native hybrid query; proxy-side hybrid "
+                    "is tested instead")
 
 
 @pytest.fixture

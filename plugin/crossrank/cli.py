@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from crossrank.devnode import DevNode, NodeError
+from crossrank.devnode import DISTRIBUTIONS, OPENSEARCH_VERSION, DevCluster, DevNode, NodeError
 from crossrank.devnode.node import default_home
 from crossrank.eval.command import eval_command
 from crossrank.train.command import finetune_command, train_command
@@ -17,72 +17,107 @@ from crossrank.tune.command import tune_command
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Cross-encoder reranking proxy for OpenSearch.")
 opensearch_app = typer.Typer(no_args_is_help=True,
-                             help="Run a real OpenSearch 2.19.1 node for development and tests.")
+                             help="Run real OpenSearch nodes (2.19.1 or 3.5.0, one or a "
+                                  "cluster) for development and tests.")
 app.add_typer(opensearch_app, name="opensearch")
 
-PortOpt = Annotated[int, typer.Option("--port", help="HTTP port of the node.")]
+PortOpt = Annotated[int, typer.Option(
+    "--port", help="HTTP port of the node (of the first node; node i listens on port + i).")]
 HomeOpt = Annotated[Path | None, typer.Option(
-    "--home", help="Node home (data, logs, pid). Default: $CROSSRANK_OPENSEARCH_HOME "
-                   "or ./.crossrank/opensearch")]
+    "--home", help="Node home (data, logs, pid); a cluster's nodes live in HOME/node-i. "
+                   "Default: $CROSSRANK_OPENSEARCH_HOME or ./.crossrank/opensearch")]
+VersionOpt = Annotated[str, typer.Option(
+    "--version", help=f"OpenSearch version: {', '.join(DISTRIBUTIONS)}.")]
+NodesOpt = Annotated[int, typer.Option(
+    "--nodes", min=1, help="1: a single node; N > 1: a cluster of N nodes on loopback.")]
 
 
-def _node(home: Path | None, port: int, heap: str = "1g") -> DevNode:
-    return DevNode(home=(home or default_home()).resolve(), port=port, heap=heap)
+def _nodes(home: Path | None, port: int, version: str, nodes: int,
+           heap: str | None = None) -> DevNode | DevCluster:
+    """The node, or the cluster, these flags name; an unknown version exits with the list."""
+    if version not in DISTRIBUTIONS:
+        typer.echo(f"error: no recipe for OpenSearch {version!r}; "
+                   f"known: {', '.join(DISTRIBUTIONS)}", err=True)
+        raise typer.Exit(2)
+    root = (home or default_home()).resolve()
+    if nodes == 1:
+        return DevNode(home=root, port=port, heap=heap or "1g", version=version)
+    return DevCluster(home=root, port=port, size=nodes, heap=heap or "512m", version=version)
+
+
+def _members(target: DevNode | DevCluster) -> list[DevNode]:
+    return target.nodes if isinstance(target, DevCluster) else [target]
 
 
 @opensearch_app.command("build")
-def opensearch_build() -> None:
+def opensearch_build(version: VersionOpt = OPENSEARCH_VERSION) -> None:
     """Fetch OpenSearch and its plugins from Maven Central and compile the launcher."""
-    node = _node(None, 9200)
+    node = _members(_nodes(None, 9200, version, 1))[0]
     began = time.monotonic()
     try:
         node.build(quiet=False)
     except NodeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"OpenSearch ready in {node.build_dir} ({time.monotonic() - began:.1f} s)")
+    typer.echo(f"OpenSearch {version} ready in {node.build_path} "
+               f"({time.monotonic() - began:.1f} s)")
 
 
 @opensearch_app.command("start")
 def opensearch_start(
     port: PortOpt = 9200,
     home: HomeOpt = None,
-    heap: Annotated[str, typer.Option(help="JVM heap, e.g. 512m, 1g.")] = "1g",
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 180.0,
+    version: VersionOpt = OPENSEARCH_VERSION,
+    nodes: NodesOpt = 1,
+    heap: Annotated[str | None, typer.Option(
+        help="JVM heap per node, e.g. 512m, 1g (default 1g; 512m per node of a cluster).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node(s).")] = 240.0,
 ) -> None:
-    """Build (first time) and start the node; wait until it answers; print its URL."""
-    node = _node(home, port, heap)
+    """Build (first time) and start the node or cluster; wait until it answers; print URLs."""
+    target = _nodes(home, port, version, nodes, heap)
+    first = _members(target)[0]
     began = time.monotonic()
     try:
-        if not node.is_built():
-            typer.echo(f"Assembling OpenSearch from Maven Central into {node.build_dir} ...")
-        status, started = node.start(timeout_s=timeout)
+        if not first.is_built():
+            typer.echo(f"Assembling OpenSearch {version} from Maven Central into "
+                       f"{first.build_path} ...")
+        if isinstance(target, DevCluster):
+            already = all(node.status().answering for node in target.nodes)
+            statuses = target.start(timeout_s=timeout)
+            started = not already
+        else:
+            status, started = target.start(timeout_s=timeout)
+            statuses = [status]
     except NodeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     if started:
-        typer.echo(f"OpenSearch {status.version} started in {time.monotonic() - began:.1f} s")
+        typer.echo(f"OpenSearch {statuses[0].version} started in "
+                   f"{time.monotonic() - began:.1f} s ({len(statuses)} node(s))")
     else:
-        typer.echo("already running: " + status.describe())
-    typer.echo(status.url)
+        typer.echo("already running: " + "; ".join(s.describe() for s in statuses))
+    typer.echo(",".join(status.url for status in statuses))
 
 
 @opensearch_app.command("stop")
-def opensearch_stop(port: PortOpt = 9200, home: HomeOpt = None) -> None:
-    """Stop the node started from this home directory."""
-    node = _node(home, port)
-    if node.stop():
-        typer.echo(f"stopped OpenSearch at {node.url}")
-    else:
-        typer.echo(f"no OpenSearch started from {node.home} is running")
+def opensearch_stop(port: PortOpt = 9200, home: HomeOpt = None,
+                    version: VersionOpt = OPENSEARCH_VERSION, nodes: NodesOpt = 1) -> None:
+    """Stop the node (or the cluster's nodes) started from this home directory."""
+    for node in _members(_nodes(home, port, version, nodes)):
+        if node.stop():
+            typer.echo(f"stopped OpenSearch at {node.url}")
+        else:
+            typer.echo(f"no OpenSearch started from {node.home} is running")
 
 
 @opensearch_app.command("status")
-def opensearch_status(port: PortOpt = 9200, home: HomeOpt = None) -> None:
-    """Say whether the node answers; exit 1 when it does not."""
-    status = _node(home, port).status()
-    typer.echo(status.describe())
-    if not status.answering:
+def opensearch_status(port: PortOpt = 9200, home: HomeOpt = None,
+                      version: VersionOpt = OPENSEARCH_VERSION, nodes: NodesOpt = 1) -> None:
+    """Say whether the node(s) answer; exit 1 when one does not."""
+    statuses = [node.status() for node in _members(_nodes(home, port, version, nodes))]
+    for status in statuses:
+        typer.echo(status.describe())
+    if not all(status.answering for status in statuses):
         raise typer.Exit(1)
 
 

@@ -106,14 +106,20 @@ def scifact(http: httpx.Client, served: ServedProxy, os_client: OpenSearch) -> I
     helpers.bulk(client, ({"_index": INDEX, "_id": d["_id"], "title": d["title"],
                            "text": d["text"], "year": 2000 + n % 20}
                           for n, d in enumerate(scifact_docs(N_DOCS))), refresh=True)
-    os_client.transport.perform_request("PUT", f"/_search/pipeline/{PIPELINE}", body={
-        "phase_results_processors": [{"score-ranker-processor": {"combination": {
-            "technique": "rrf", "parameters": {"rank_constant": 60}}}}]})
     yield INDEX
     for name in (INDEX, INDEX + "-rsf", INDEX + "-nofield"):
         http.delete(f"/_crossrank/policies/{name}", headers=ADMIN)
-    os_client.transport.perform_request("DELETE", f"/_search/pipeline/{PIPELINE}")
     os_client.indices.delete(index=INDEX, ignore_unavailable=True)
+
+
+@pytest.fixture(scope="module")
+def rrf_pipeline(native_hybrid: None, os_client: OpenSearch) -> Iterator[str]:
+    """neural-search's RRF search pipeline, for comparing with OpenSearch's own hybrid query."""
+    os_client.transport.perform_request("PUT", f"/_search/pipeline/{PIPELINE}", body={
+        "phase_results_processors": [{"score-ranker-processor": {"combination": {
+            "technique": "rrf", "parameters": {"rank_constant": 60}}}}]})
+    yield PIPELINE
+    os_client.transport.perform_request("DELETE", f"/_search/pipeline/{PIPELINE}")
 
 
 def bm25(text: str) -> dict[str, Any]:
@@ -152,7 +158,7 @@ def tie_groups(ranked: list[tuple[str, float]]) -> list[frozenset[str]]:
 @pytest.mark.parametrize("text", QUERIES)
 def test_proxy_side_rrf_agrees_with_native_hybrid(http: httpx.Client, os_client: OpenSearch,
                                                   scifact: str, embedder: Embedder,
-                                                  text: str) -> None:
+                                                  rrf_pipeline: str, text: str) -> None:
     vector = embedder.embed([text])[0]
     native = os_client.search(index=scifact, params={"search_pipeline": PIPELINE}, body={
         "size": DEPTH, "query": {"hybrid": {"queries": [bm25(text), knn(vector)]}}})
@@ -173,7 +179,8 @@ def test_proxy_side_rrf_agrees_with_native_hybrid(http: httpx.Client, os_client:
 
 
 def test_a_native_hybrid_query_is_reranked_as_sent(http: httpx.Client, os_client: OpenSearch,
-                                                   scifact: str, embedder: Embedder) -> None:
+                                                   scifact: str, embedder: Embedder,
+                                                   rrf_pipeline: str) -> None:
     text = QUERIES[0]
     query = {"hybrid": {"queries": [bm25(text), knn(embedder.embed([text])[0])]}}
     native = os_client.search(index=scifact, params={"search_pipeline": PIPELINE},

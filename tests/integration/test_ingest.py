@@ -297,6 +297,28 @@ def test_indices_without_an_embed_policy_pass_through(http: httpx.Client, os_cli
         http.delete(f"/_crossrank/policies/{other}", headers=ADMIN)
 
 
+def test_an_ingest_pipeline_runs_after_the_proxy_embeds(http: httpx.Client, os_client: OpenSearch,
+                                                        policy: str, embedder: Embedder) -> None:
+    """The proxy embeds on the way in and passes ``pipeline`` on: OpenSearch's pipeline (a
+    ``set`` processor) then runs on the document the proxy wrote, vector and all."""
+    pipeline = f"{policy}-stamp"
+    os_client.ingest.put_pipeline(id=pipeline, body={"processors": [
+        {"set": {"field": "stamp", "value": "{{_ingest.pipeline}}"}}]})
+    try:
+        single = http.put(f"/{policy}/_doc/s?pipeline={pipeline}",
+                          json={"title": "Single", "text": "doc"})
+        body = b'{"index":{"_id":"b"}}\n{"title":"Bulk","text":"doc"}\n'
+        bulk = http.post(f"/{policy}/_bulk?refresh=true&pipeline={pipeline}", content=body,
+                         headers={"content-type": "application/x-ndjson"})
+        assert single.status_code == 201 and bulk.status_code == 200, (single.text, bulk.text)
+        assert not bulk.json()["errors"]
+        sources = stored(os_client, policy, ["s", "b"])
+        assert [s["stamp"] for s in sources] == [pipeline, pipeline]
+        assert_vectors([s["emb"] for s in sources], embedder.embed(["Single. doc", "Bulk. doc"]))
+    finally:
+        os_client.ingest.delete_pipeline(id=pipeline)
+
+
 def test_gzip_bodies_are_embedded(http: httpx.Client, os_client: OpenSearch, policy: str,
                                   embedder: Embedder) -> None:
     body = gzip.compress(b'{"index":{"_id":"z"}}\n{"title":"Zipped","text":"bulk"}\n')

@@ -1,11 +1,15 @@
-"""The development node is a real, complete OpenSearch: BM25, k-NN (lucene), hybrid, RRF."""
+"""The development node is a real, complete OpenSearch: BM25, k-NN (lucene), and, where
+neural-search is there (2.x), the native hybrid query with its normalization and RRF pipelines."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from opensearchpy import OpenSearch
+
+from crossrank.devnode import DISTRIBUTIONS
 
 pytestmark = pytest.mark.integration
 
@@ -16,14 +20,18 @@ DOCS = [
 ]
 
 
-def test_node_reports_opensearch_2_19_1(os_client: OpenSearch) -> None:
+def test_node_reports_its_version_and_plugins(os_client: OpenSearch) -> None:
     info = os_client.info()
     assert info["version"]["distribution"] == "opensearch"
-    assert info["version"]["number"] == "2.19.1"
+    version = info["version"]["number"]
+    wanted = os.environ.get("CROSSRANK_TEST_OPENSEARCH_VERSION")
+    if wanted and not os.environ.get("CROSSRANK_TEST_OPENSEARCH_URL"):
+        assert version == wanted
+    assert version in DISTRIBUTIONS
     plugins = {row["component"] for row in os_client.cat.plugins(format="json")}
-    # classpath plugins are listed by class name
-    assert {"org.opensearch.knn.plugin.KNNPlugin",
-            "org.opensearch.neuralsearch.plugin.NeuralSearch"} <= plugins
+    # classpath plugins and modules are listed by class name
+    assert set(DISTRIBUTIONS[version].plugin_classes) <= plugins
+    assert "org.opensearch.knn.plugin.KNNPlugin" in plugins
 
 
 def test_bm25_search(os_client: OpenSearch, index_name: str) -> None:
@@ -67,7 +75,8 @@ def _hybrid_body(vector: list[float]) -> dict[str, object]:
     ]}}}
 
 
-def test_hybrid_with_normalization_pipeline(os_client: OpenSearch, vector_index: str) -> None:
+def test_hybrid_with_normalization_pipeline(os_client: OpenSearch, vector_index: str,
+                                           native_hybrid: None) -> None:
     pipeline = f"{vector_index}-norm"
     os_client.transport.perform_request("PUT", f"/_search/pipeline/{pipeline}", body={
         "phase_results_processors": [{"normalization-processor": {
@@ -88,7 +97,8 @@ def test_hybrid_with_normalization_pipeline(os_client: OpenSearch, vector_index:
     assert by_id["pear"] == pytest.approx(0.5, abs=1e-3)
 
 
-def test_hybrid_with_rrf_pipeline(os_client: OpenSearch, vector_index: str) -> None:
+def test_hybrid_with_rrf_pipeline(os_client: OpenSearch, vector_index: str,
+                                  native_hybrid: None) -> None:
     pipeline = f"{vector_index}-rrf"
     os_client.transport.perform_request("PUT", f"/_search/pipeline/{pipeline}", body={
         "phase_results_processors": [{"score-ranker-processor": {

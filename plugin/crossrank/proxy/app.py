@@ -55,7 +55,9 @@ class _ResponseTracker:
                     self.outcome = value.decode("latin-1")
                 elif key == b"x-crossrank-arm":
                     self.arm = value.decode("latin-1")
-            headers.append((REQUEST_ID_HEADER, self._request_id))
+            # OpenSearch 3.x echoes the X-Request-Id it was sent (the same id): one is enough
+            if not any(key.lower() == REQUEST_ID_HEADER for key, _ in headers):
+                headers.append((REQUEST_ID_HEADER, self._request_id))
             message = {**message, "headers": headers}
         await self._send(message)
 

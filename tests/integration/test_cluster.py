@@ -1,0 +1,158 @@
+"""A real 3-node OpenSearch cluster on loopback, behind two proxy replicas.
+
+The cluster is ``DevCluster`` (what ``crossrank opensearch start --nodes 3`` starts): three
+nodes of 512 MiB heap, one cluster name, distinct HTTP and transport ports. Replica A talks to
+node 0, replica B to node 1; both keep their policies in the same cluster index.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opensearchpy import OpenSearch, helpers
+
+from crossrank.devnode import DevCluster, NodeError
+from crossrank.server import build_app
+
+from proxy_fixtures import ADMIN_TOKEN, ServedProxy, proxy_settings
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"x-crossrank-admin-token": ADMIN_TOKEN}
+INDEX = "t-cluster-docs"
+TITLES = [f"{fruit} {dish} number {n}" for n, (fruit, dish) in enumerate(
+    (fruit, dish) for fruit in ("apple", "pear", "plum", "cherry", "quince")
+    for dish in ("pie", "jam", "tart", "salad", "juice", "cake"))]
+
+
+def _free_base() -> int:
+    """A port P with P..P+2 (HTTP) and P+100..P+102 (transport) free on loopback."""
+    for base in range(19200, 19800, 10):
+        ports = [base + i for i in range(3)] + [base + 100 + i for i in range(3)]
+        try:
+            for port in ports:
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free ports for a 3-node cluster")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, opensearch_version: str
+            ) -> Iterator[DevCluster]:
+    nodes = DevCluster(home=tmp_path_factory.mktemp("cluster"), port=_free_base(), size=3,
+                       heap="512m", version=opensearch_version)
+    try:
+        nodes.start(timeout_s=240)
+    except NodeError as exc:
+        nodes.stop()
+        pytest.fail(f"could not start the 3-node cluster: {exc}", pytrace=False)
+    yield nodes
+    nodes.stop()
+
+
+@pytest.fixture(scope="module")
+def replicas(cluster: DevCluster, tiny_cross_encoder_dir: Path) -> Iterator[list[ServedProxy]]:
+    served = []
+    for url in cluster.urls[:2]:
+        settings = proxy_settings(url, tiny_cross_encoder_dir, policy_refresh_s=0.5,
+                                  policy_index=".crossrank-policies-cluster")
+        served.append(ServedProxy(build_app(settings), settings.port).start())
+    yield served
+    for proxy in served:
+        proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def indexed(cluster: DevCluster, replicas: list[ServedProxy], os_client: OpenSearch
+            ) -> Iterator[str]:
+    """The same documents in a 3-shard, 1-replica index on the cluster (written through
+    replica A) and in a 1-shard index on the session's single node."""
+    body = {"settings": {"number_of_shards": 3, "number_of_replicas": 1}}
+    via_a = OpenSearch(replicas[0].url, timeout=60)
+    via_a.indices.create(index=INDEX, body=body)
+    os_client.indices.create(index=INDEX, body={
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0}})
+    docs = [{"_index": INDEX, "_id": str(n), "title": title} for n, title in enumerate(TITLES)]
+    for client in (via_a, os_client):
+        assert helpers.bulk(client, docs, refresh=True) == (len(docs), [])
+    health = httpx.get(f"{cluster.urls[2]}/_cluster/health/{INDEX}",
+                       params={"wait_for_status": "green", "timeout": "60s"}, timeout=90).json()
+    assert health["status"] == "green" and health["active_shards"] == 6
+    yield INDEX
+    os_client.indices.delete(index=INDEX, ignore_unavailable=True)
+
+
+def _put_policy(url: str) -> None:
+    answer = httpx.put(f"{url}/_crossrank/policies/{INDEX}", headers=ADMIN, json={
+        "indices": [INDEX], "text_fields": ["title"], "window": 50}, timeout=30)
+    assert answer.status_code in (200, 201), answer.text
+
+
+def _reranked(url: str, body: dict[str, Any]) -> list[str]:
+    answer = httpx.post(f"{url}/{INDEX}/_search", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-crossrank-status"] == "reranked", answer.headers
+    return [hit["_id"] for hit in answer.json()["hits"]["hits"]]
+
+
+def test_cluster_has_three_nodes_and_one_name(cluster: DevCluster) -> None:
+    nodes = OpenSearch(cluster.urls[0]).cat.nodes(format="json", h="name,node.role")
+    assert sorted(n["name"] for n in nodes) == [f"crossrank-node-{i}" for i in range(3)]
+    names = {OpenSearch(url).info()["cluster_name"] for url in cluster.urls}
+    assert names == {"crossrank-dev"}
+
+
+def test_a_policy_written_through_one_replica_is_used_by_the_other(
+        replicas: list[ServedProxy], indexed: str, proxy_url: str) -> None:
+    _put_policy(replicas[0].url)
+    body = {"query": {"match": {"title": "apple pie tart"}}, "size": 10}
+    deadline = time.monotonic() + 10
+    while True:  # replica B re-reads the cluster's policies every 0.5 s
+        answer = httpx.post(f"{replicas[1].url}/{INDEX}/_search", json=body, timeout=60)
+        if answer.headers.get("x-crossrank-status") == "reranked":
+            break
+        assert time.monotonic() < deadline, answer.headers
+        time.sleep(0.2)
+    on_a, on_b = _reranked(replicas[0].url, body), _reranked(replicas[1].url, body)
+    assert on_a == on_b and len(on_a) == 10
+    # The session's single node, through the session proxy under the same policy: every
+    # matching document is in the window on both, so the model alone orders them, and the
+    # 3-shard cluster and the 1-shard node give the same hits in the same order.
+    _put_policy(proxy_url)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            answer = httpx.post(f"{proxy_url}/{INDEX}/_search", json=body, timeout=60)
+            if answer.headers.get("x-crossrank-status") == "reranked":
+                break
+            assert time.monotonic() < deadline, answer.headers
+            time.sleep(0.2)
+        assert _reranked(proxy_url, body) == on_a
+    finally:
+        httpx.delete(f"{proxy_url}/_crossrank/policies/{INDEX}", headers=ADMIN, timeout=30)
+
+
+def test_msearch_through_both_replicas(replicas: list[ServedProxy], indexed: str) -> None:
+    _put_policy(replicas[0].url)
+    lines = b"".join(
+        b'{"index": "%s"}\n{"query": {"match": {"title": "%s"}}, "size": 5}\n'
+        % (INDEX.encode(), text) for text in (b"plum jam", b"cherry cake juice"))
+    answers = []
+    for proxy in replicas:
+        answer = httpx.post(f"{proxy.url}/_msearch", content=lines, timeout=60,
+                            headers={"content-type": "application/x-ndjson"})
+        assert answer.status_code == 200, answer.text
+        answers.append([[h["_id"] for h in r["hits"]["hits"]]
+                        for r in answer.json()["responses"]])
+    assert answers[0] == answers[1] and all(len(ids) == 5 for ids in answers[0])
+    for text, ids in zip(("plum jam", "cherry cake juice"), answers[0], strict=True):
+        assert ids == _reranked(replicas[1].url, {"query": {"match": {"title": text}}, "size": 5})
