@@ -6,6 +6,10 @@ embed hook, single-document writes, writes that must fail as a whole (their bulk
 index whose policy embeds with a cross-encoder: the embedder call fails, nothing may be
 written), and policy changes (window 20 <-> 30). Faults during the run: the OpenSearch node is
 stopped and restarted once; one request in twenty is abandoned by its client after 50 ms.
+With ``--cluster 3`` the proxy's OpenSearch is a 3-node cluster on loopback (indices with 3
+shards and 1 replica); the proxy is given every node (``--upstream a,b,c``) and the last node
+is stopped and restarted: the proxy skips it while it is down and keeps answering while the
+cluster promotes replicas and recovers.
 
 Audit afterwards: every acknowledged document is in OpenSearch exactly once, with the body that
 was sent (and a vector where the embed hook applies); every write of a failed embed is absent;
@@ -15,7 +19,7 @@ the answer (the proxy still completes them, as OpenSearch would). Reported: requ
 errors by kind, the proxy's RSS before and after.
 
     .venv/bin/python benchmarks/load_nothing_lost.py [--clients 50] [--seconds 60]
-        [--write docs/reliability.md]
+        [--cluster 3] [--write docs/reliability.md]
 """
 
 from __future__ import annotations
@@ -39,12 +43,13 @@ import aiohttp
 import httpx
 from opensearchpy import OpenSearch
 
-from crossrank.devnode import DevNode, stop_child
+from crossrank.devnode import DevCluster, DevNode, stop_child
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "load-nothing-lost-token"
 PLAIN, EMBED, BROKEN, SEARCH = "nl-plain", "nl-embed", "nl-broken", "nl-search"
-BEGIN, END = "<!-- nothing_lost:begin -->", "<!-- nothing_lost:end -->"
+MARKERS = {False: ("<!-- nothing_lost:begin -->", "<!-- nothing_lost:end -->"),
+           True: ("<!-- nothing_lost_cluster:begin -->", "<!-- nothing_lost_cluster:end -->")}
 
 
 def free_port() -> int:
@@ -58,6 +63,19 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def free_cluster_base(size: int) -> int:
+    """A port P with P..P+size-1 (HTTP) and P+100.. (transport) free on loopback."""
+    for base in range(19300, 19900, 10):
+        try:
+            for port in [base + i for i in range(size)] + [base + 100 + i for i in range(size)]:
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise SystemExit("no free ports for the cluster")
 
 
 class Ledger:
@@ -201,10 +219,20 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--cluster", type=int, default=0,
+                        help="N >= 3: a cluster of N nodes; one data node is restarted")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="nothing-lost-"))
-    node = DevNode(home=home / "node", port=free_port(), heap="1g")
-    node.start(timeout_s=240)
+    cluster = DevCluster(home=home / "cluster", port=free_cluster_base(args.cluster),
+                         size=args.cluster, heap="512m") if args.cluster else None
+    if cluster is not None:
+        cluster.start(timeout_s=240)
+        node = cluster.nodes[0]  # the proxy's upstream; the last node is the one restarted
+    else:
+        node = DevNode(home=home / "node", port=free_port(), heap="1g")
+        node.start(timeout_s=240)
+    index_settings = {"number_of_shards": 3, "number_of_replicas": 1} if cluster \
+        else {"number_of_replicas": 0}
     proxy_port = free_port()
     proxy_url = f"http://127.0.0.1:{proxy_port}"
     log = (home / "proxy.log").open("wb")
@@ -216,7 +244,8 @@ def main() -> None:
         "embed": {"model": "default", "vector_field": "embedding"}}]}))
     proxy = subprocess.Popen(
         [sys.executable, "-m", "crossrank.cli", "serve", "--port", str(proxy_port),
-         "--config", str(config), "--upstream", node.url,
+         "--config", str(config),
+         "--upstream", ",".join(cluster.urls) if cluster else node.url,
          "--models-dir", str(REPO / "onnx_models")],
         env={**os.environ, "CROSSRANK_ADMIN_TOKEN": TOKEN}, stdout=log,
         stderr=subprocess.STDOUT)
@@ -235,10 +264,10 @@ def main() -> None:
         queries = [json.loads(line)["text"] for line in
                    (REPO / "datasets/scifact/queries.jsonl").read_text().splitlines()[:200]]
         direct = OpenSearch(node.url, timeout=120)
-        direct.indices.create(index=SEARCH, body={"settings": {"number_of_replicas": 0}})
+        direct.indices.create(index=SEARCH, body={"settings": index_settings})
         direct.bulk(body=bulk_body([(SEARCH, d["_id"], {"title": d["title"], "text": d["text"]})
                                     for d in corpus]).decode(), refresh=True)
-        direct.indices.create(index=PLAIN, body={"settings": {"number_of_replicas": 0}})
+        direct.indices.create(index=PLAIN, body={"settings": index_settings})
         for name, body in ((SEARCH, {"indices": [SEARCH], "text_fields": ["title", "text"],
                                      "template": "{title}. {text}", "window": 20}),
                            (EMBED, {"indices": [EMBED], "embed": {
@@ -259,26 +288,38 @@ def main() -> None:
             loops = [asyncio.create_task(client_loop(n, proxy_url, ledger, deadline, queries))
                      for n in range(args.clients)]
             await asyncio.sleep(args.seconds / 3)
-            await asyncio.to_thread(node.stop)  # fault: the node goes away mid-load
-            await asyncio.sleep(3)
-            await asyncio.to_thread(node.start, timeout_s=240)
+            if cluster is not None:  # fault: a data node goes away mid-load
+                await asyncio.to_thread(cluster.nodes[-1].stop)
+                await asyncio.sleep(3)
+                await asyncio.to_thread(cluster.start_node, cluster.size - 1)
+            else:  # fault: the node goes away mid-load
+                await asyncio.to_thread(node.stop)
+                await asyncio.sleep(3)
+                await asyncio.to_thread(node.start, timeout_s=240)
             await asyncio.gather(*loops)
 
         asyncio.run(run())
         elapsed = time.monotonic() - began
-        OpenSearch(node.url, timeout=120).cluster.health(wait_for_status="yellow")
+        OpenSearch(node.url, timeout=120).cluster.health(
+            wait_for_status="green" if cluster else "yellow")
         rss_after = rss_mb(proxy.pid)
         result = audit(node.url, ledger)
     finally:
         stop_child(proxy)
         log.close()
-        node.stop()
+        if cluster is not None:
+            cluster.stop()
+        else:
+            node.stop()
 
     total = sum(ledger.counts.values())
+    flag = f" --cluster {args.cluster}" if cluster else ""
     lines.append(f"Command: `.venv/bin/python benchmarks/load_nothing_lost.py --clients "
-                 f"{args.clients} --seconds {args.seconds:.0f}`")
+                 f"{args.clients} --seconds {args.seconds:.0f}{flag}`")
     lines.append("")
-    lines.append(f"{total} requests in {elapsed:.0f} s from {args.clients} clients (the node "
+    which = (f"a {args.cluster}-node cluster, indices of 3 shards and 1 replica, the proxy "
+             f"given every node; node {args.cluster - 1}") if cluster else "the node"
+    lines.append(f"{total} requests in {elapsed:.0f} s from {args.clients} clients ({which} "
                  f"was stopped at {args.seconds / 3:.0f} s and started again); proxy RSS "
                  f"{rss_before:.0f} MB before, {rss_after:.0f} MB after.")
     lines.append("")
@@ -295,9 +336,10 @@ def main() -> None:
     shutil.rmtree(home, ignore_errors=True)
     if args.write:
         text = args.write.read_text() if args.write.is_file() else ""
-        block = f"{BEGIN}\n" + "\n".join(lines) + f"\n{END}"
-        if BEGIN in text and END in text:
-            text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+        begin, end = MARKERS[cluster is not None]
+        block = f"{begin}\n" + "\n".join(lines) + f"\n{end}"
+        if begin in text and end in text:
+            text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
         else:
             text = text.rstrip() + ("\n\n" if text else "") + block + "\n"
         args.write.write_text(text)

@@ -31,6 +31,8 @@ from crossrank.policy import Policy, Strict
 
 
 class UpstreamSettings(Strict):
+    # One node, or several nodes of the same cluster separated by commas: requests rotate over
+    # them, and one whose connection cannot be made goes to the next (``Upstream``).
     url: str = "http://127.0.0.1:9200"
     username: str | None = None
     password: str | None = None
@@ -43,9 +45,14 @@ class UpstreamSettings(Strict):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        urls = [part.strip().rstrip("/") for part in value.split(",")]
+        if not all(url.startswith(("http://", "https://")) for url in urls):
+            raise ValueError("must start with http:// or https:// (several: comma-separated)")
+        return ",".join(urls)
+
+    @property
+    def urls(self) -> list[str]:
+        return self.url.split(",")
 
 
 class LimitSettings(Strict):

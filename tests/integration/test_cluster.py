@@ -2,7 +2,8 @@
 
 The cluster is ``DevCluster`` (what ``crossrank opensearch start --nodes 3`` starts): three
 nodes of 512 MiB heap, one cluster name, distinct HTTP and transport ports. Replica A talks to
-node 0, replica B to node 1; both keep their policies in the same cluster index.
+node 0, replica B to node 1; both keep their policies in the same cluster index. Replica C
+knows all three nodes and keeps answering while one of them is down.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import httpx
 import pytest
 from opensearchpy import OpenSearch, helpers
 
+from crossrank.config import UpstreamSettings
 from crossrank.devnode import DevCluster, NodeError
+from crossrank.proxy.errors import UpstreamUnavailable
+from crossrank.proxy.upstream import Upstream
 from crossrank.server import build_app
 
 from proxy_fixtures import ADMIN_TOKEN, ServedProxy, proxy_settings
@@ -156,3 +160,67 @@ def test_msearch_through_both_replicas(replicas: list[ServedProxy], indexed: str
     assert answers[0] == answers[1] and all(len(ids) == 5 for ids in answers[0])
     for text, ids in zip(("plum jam", "cherry cake juice"), answers[0], strict=True):
         assert ids == _reranked(replicas[1].url, {"query": {"match": {"title": text}}, "size": 5})
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again when the socket is
+
+
+async def test_upstream_skips_a_node_that_refuses(opensearch_url: str) -> None:
+    """A node that refuses the connection is skipped (nothing was sent to it) and tried last
+    for the next NODE_RETRY_S; with no node left, the error is the usual unavailable one."""
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    upstream = Upstream(UpstreamSettings(url=f"{dead}, {opensearch_url}/"))
+    try:
+        assert upstream.settings.urls == [dead, opensearch_url]
+        for _ in range(4):  # every turn, whichever node comes first
+            reply = await upstream.request("GET", "/_cluster/health")
+            assert reply.status_code == 200
+        assert upstream._down_until[0] > time.monotonic()
+        assert upstream._down_until[1] == 0.0
+    finally:
+        await upstream.aclose()
+    nowhere = Upstream(UpstreamSettings(url=f"{dead},http://127.0.0.1:{_closed_port()}"))
+    try:
+        with pytest.raises(UpstreamUnavailable):
+            await nowhere.request("GET", "/")
+    finally:
+        await nowhere.aclose()
+
+
+def test_a_replica_with_every_node_keeps_answering_when_one_stops(
+        cluster: DevCluster, indexed: str, tiny_cross_encoder_dir: Path) -> None:
+    """Replica C knows all three nodes (the stopped one first). While node 2 is down, its
+    searches are reranked and its writes acknowledged; the node then rejoins. Last in this
+    module: the cluster is green again afterwards, but its shards have moved."""
+    urls = [cluster.urls[2], *cluster.urls[:2]]
+    settings = proxy_settings(",".join(urls), tiny_cross_encoder_dir, policy_refresh_s=0.5,
+                              policy_index=".crossrank-policies-cluster")
+    replica = ServedProxy(build_app(settings), settings.port).start()
+    try:
+        _put_policy(replica.url)
+        cluster.nodes[2].stop()
+        body = {"query": {"match": {"title": "quince salad"}}, "size": 5}
+        deadline = time.monotonic() + 60
+        for n in range(12):
+            while True:  # the cluster may briefly answer 503 while it re-elects and promotes
+                answer = httpx.post(f"{replica.url}/{INDEX}/_doc/down-{n}?refresh=true",
+                                    json={"title": f"written while node 2 was down {n}"},
+                                    timeout=60)
+                if answer.status_code == 201 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert answer.status_code == 201, answer.text
+            assert len(_reranked(replica.url, body)) == 5
+        cluster.start_node(2)
+        health = httpx.get(f"{cluster.urls[2]}/_cluster/health/{INDEX}",
+                           params={"wait_for_status": "green", "timeout": "90s"},
+                           timeout=120).json()
+        assert health["status"] == "green" and health["number_of_nodes"] == 3
+        found = OpenSearch(cluster.urls[2]).mget(index=INDEX, body={
+            "ids": [f"down-{n}" for n in range(12)]})["docs"]
+        assert all(doc["found"] for doc in found)
+    finally:
+        replica.stop()

@@ -1,9 +1,11 @@
 """The one client that talks to the upstream OpenSearch.
 
-Every request crossrank makes goes to ``settings.upstream.url`` and nowhere else: the path of
-an incoming request is appended to that base, never parsed as a URL of its own, and the
-client's Host header is replaced. aiohttp's exceptions are translated here, once, into
-crossrank's own (``errors.py``).
+Every request crossrank makes goes to a node of ``settings.upstream.url`` and nowhere else:
+the path of an incoming request is appended to that base, never parsed as a URL of its own, and
+the client's Host header is replaced. With several nodes (comma-separated) requests rotate over
+them; a node whose connection cannot be made in time (so nothing was sent) is skipped for
+``NODE_RETRY_S`` and the request goes to the next one, for every method alike. aiohttp's
+exceptions are translated here, once, into crossrank's own (``errors.py``).
 
 aiohttp (pooled keep-alive connections, a C response parser) rather than httpx: httpx spent
 over 1 ms of CPU per request here, which capped pass-through at ~600 req/s
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import ssl
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +42,7 @@ HOP_BY_HOP = frozenset({
 _HOP_BY_HOP_BYTES = frozenset(name.encode("latin-1") for name in HOP_BY_HOP)
 # Defaults aiohttp would add to every request; a request carries only what its client sent.
 _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+NODE_RETRY_S = 5.0  # a node that refused a connection is tried again after this long
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,11 @@ def _translate() -> Iterator[None]:
 class Upstream:
     def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
-        self._base = settings.url.rstrip("/")
+        self._bases = settings.urls
+        self._turn = itertools.count()
+        self._down_until = [0.0] * len(self._bases)
         self._ssl: ssl.SSLContext | bool = settings.verify_certs
-        if settings.url.startswith("https://") and settings.verify_certs:
+        if any(url.startswith("https://") for url in settings.urls) and settings.verify_certs:
             self._ssl = ssl.create_default_context(
                 cafile=str(settings.ca_certs) if settings.ca_certs else None)
         # The proxy's own credentials are used only when the client sent none: a client's
@@ -107,10 +114,18 @@ class Upstream:
             self._session = None
             await asyncio.sleep(0)  # lets TLS transports finish closing
 
-    def _url(self, path: str, query: bytes) -> URL:
+    def _order(self) -> list[int]:
+        """The nodes to try for one request: the next in turn first, nodes that recently
+        refused a connection last."""
+        start = next(self._turn) % len(self._bases)
+        order = [(start + i) % len(self._bases) for i in range(len(self._bases))]
+        now = time.monotonic()
+        return sorted(order, key=lambda i: self._down_until[i] > now)
+
+    @staticmethod
+    def _url(base: str, path: str, query: bytes) -> URL:
         # The raw path and query are kept byte for byte (no re-encoding of %2F, '+', ...).
-        return URL(self._base + path + ("?" + query.decode("latin-1") if query else ""),
-                   encoded=True)
+        return URL(base + path + ("?" + query.decode("latin-1") if query else ""), encoded=True)
 
     def _headers(self, headers: list[tuple[bytes, bytes]], streamed: bool) -> CIMultiDict[str]:
         # A streamed body keeps the client's Content-Length (else it would be sent chunked);
@@ -124,12 +139,28 @@ class Upstream:
             forwarded.add(*self._auth_header)
         return forwarded
 
-    def _send(self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]],
-              content: Any, *, decompress: bool) -> Any:
+    async def _send(self, method: str, path: str, query: bytes,
+                    headers: list[tuple[bytes, bytes]], content: Any, *,
+                    decompress: bool) -> aiohttp.ClientResponse:
+        """The response of the first node that takes the connection; raises the last node's
+        connection error when none does (the caller translates it)."""
         streamed = not isinstance(content, bytes | None)
-        return self._client().request(
-            method, self._url(path, query), headers=self._headers(headers, streamed),
-            data=content or None, allow_redirects=False, auto_decompress=decompress)
+        forwarded = self._headers(headers, streamed)
+        order = self._order()
+        for attempt, node in enumerate(order):
+            try:
+                response: aiohttp.ClientResponse = await self._client().request(
+                    method, self._url(self._bases[node], path, query), headers=forwarded,
+                    data=content or None, allow_redirects=False, auto_decompress=decompress)
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+                # refused, unresolvable or not connected in time: nothing was sent
+                self._down_until[node] = time.monotonic() + NODE_RETRY_S
+                if attempt == len(order) - 1:
+                    raise
+                continue
+            self._down_until[node] = 0.0
+            return response
+        raise AssertionError("unreachable: there is at least one node")
 
     @asynccontextmanager
     async def stream(self, method: str, path: str, query: bytes,
@@ -138,8 +169,8 @@ class Upstream:
         """Send a request and yield the response with its body not yet read (and raw:
         ``response.raw_headers`` as received, ``read_body`` still content-encoded)."""
         with _translate():
-            response: aiohttp.ClientResponse = await self._send(
-                method, path, query, headers, content, decompress=False)
+            response = await self._send(method, path, query, headers, content,
+                                        decompress=False)
         try:
             yield response
         finally:
@@ -150,9 +181,12 @@ class Upstream:
                       content: bytes | None = None) -> Reply:
         """Send a request and read the whole (decoded) response body."""
         with _translate():
-            async with self._send(method, path, query, headers or [], content,
-                                  decompress=True) as response:
+            response = await self._send(method, path, query, headers or [], content,
+                                        decompress=True)
+            try:
                 body = await response.read()
+            finally:
+                response.release()
         return Reply(response.status, body, response.headers)
 
     async def read_whole(self, response: aiohttp.ClientResponse) -> bytes:
