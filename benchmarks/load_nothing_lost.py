@@ -43,7 +43,7 @@ import aiohttp
 import httpx
 from opensearchpy import OpenSearch
 
-from crossrank.devnode import DevCluster, DevNode, stop_child
+from crossrank.devnode import DevCluster, DevNode, free_cluster_port, stop_child
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "load-nothing-lost-token"
@@ -63,19 +63,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def free_cluster_base(size: int) -> int:
-    """A port P with P..P+size-1 (HTTP) and P+100.. (transport) free on loopback."""
-    for base in range(19300, 19900, 10):
-        try:
-            for port in [base + i for i in range(size)] + [base + 100 + i for i in range(size)]:
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise SystemExit("no free ports for the cluster")
 
 
 class Ledger:
@@ -223,7 +210,7 @@ def main() -> None:
                         help="N >= 3: a cluster of N nodes; one data node is restarted")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="nothing-lost-"))
-    cluster = DevCluster(home=home / "cluster", port=free_cluster_base(args.cluster),
+    cluster = DevCluster(home=home / "cluster", port=free_cluster_port(args.cluster),
                          size=args.cluster, heap="512m") if args.cluster else None
     if cluster is not None:
         cluster.start(timeout_s=240)

@@ -19,7 +19,7 @@ import pytest
 from opensearchpy import OpenSearch, helpers
 
 from crossrank.config import UpstreamSettings
-from crossrank.devnode import DevCluster, NodeError
+from crossrank.devnode import DevCluster, NodeError, free_cluster_port
 from crossrank.proxy.errors import UpstreamUnavailable
 from crossrank.proxy.upstream import Upstream
 from crossrank.server import build_app
@@ -35,24 +35,10 @@ TITLES = [f"{fruit} {dish} number {n}" for n, (fruit, dish) in enumerate(
     for dish in ("pie", "jam", "tart", "salad", "juice", "cake"))]
 
 
-def _free_base() -> int:
-    """A port P with P..P+2 (HTTP) and P+100..P+102 (transport) free on loopback."""
-    for base in range(19200, 19800, 10):
-        ports = [base + i for i in range(3)] + [base + 100 + i for i in range(3)]
-        try:
-            for port in ports:
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports for a 3-node cluster")
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, opensearch_version: str
             ) -> Iterator[DevCluster]:
-    nodes = DevCluster(home=tmp_path_factory.mktemp("cluster"), port=_free_base(), size=3,
+    nodes = DevCluster(home=tmp_path_factory.mktemp("cluster"), port=free_cluster_port(3), size=3,
                        heap="512m", version=opensearch_version)
     try:
         nodes.start(timeout_s=240)

@@ -8,8 +8,9 @@ from crossrank.devnode.node import (
     NodeError,
     NodeStatus,
     find_java,
+    free_cluster_port,
     stop_child,
 )
 
 __all__ = ["DISTRIBUTIONS", "OPENSEARCH_VERSION", "DevCluster", "DevNode", "NodeError",
-           "NodeStatus", "find_java", "stop_child"]
+           "NodeStatus", "find_java", "free_cluster_port", "stop_child"]

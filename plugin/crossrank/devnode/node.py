@@ -19,6 +19,7 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -366,6 +367,20 @@ class DevCluster:
 
     def stop(self) -> int:
         return sum(node.stop() for node in self.nodes)
+
+
+def free_cluster_port(size: int, first: int = 19200, last: int = 19900) -> int:
+    """A base port P for a ``DevCluster`` of ``size`` nodes: P..P+size-1 (HTTP) and
+    P+100..P+100+size-1 (transport) all free on loopback."""
+    for base in range(first, last, 10):
+        try:
+            for port in [base + i for i in range(size)] + [base + 100 + i for i in range(size)]:
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise NodeError(f"no free ports for a {size}-node cluster between {first} and {last}")
 
 
 def find_java(min_major: int) -> Path:
