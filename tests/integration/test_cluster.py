@@ -25,11 +25,15 @@ from crossrank.proxy.upstream import Upstream
 from crossrank.server import build_app
 
 from proxy_fixtures import ADMIN_TOKEN, ServedProxy, proxy_settings
+from scifact import scifact_docs
 
 pytestmark = pytest.mark.integration
 
 ADMIN = {"x-crossrank-admin-token": ADMIN_TOKEN}
 INDEX = "t-cluster-docs"
+SCI, SCI_HYBRID, SCI_DOCS = "t-cluster-scifact", "t-cluster-scifact-hybrid", 120
+SCI_QUERIES = ["Vitamin D deficiency increases the risk of disease",
+               "stem cells differentiate into neurons"]
 TITLES = [f"{fruit} {dish} number {n}" for n, (fruit, dish) in enumerate(
     (fruit, dish) for fruit in ("apple", "pear", "plum", "cherry", "quince")
     for dish in ("pie", "jam", "tart", "salad", "juice", "cake"))]
@@ -49,16 +53,31 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, opensearch_version: str
     nodes.stop()
 
 
+def _serve(url: str, tiny_cross_encoder_dir: Path, minilm_embedder_dir: Path) -> ServedProxy:
+    settings = proxy_settings(url, tiny_cross_encoder_dir, policy_refresh_s=0.5,
+                              policy_index=".crossrank-policies-cluster",
+                              models={"default": tiny_cross_encoder_dir,
+                                      "minilm": minilm_embedder_dir})
+    return ServedProxy(build_app(settings), settings.port).start()
+
+
 @pytest.fixture(scope="module")
-def replicas(cluster: DevCluster, tiny_cross_encoder_dir: Path) -> Iterator[list[ServedProxy]]:
-    served = []
-    for url in cluster.urls[:2]:
-        settings = proxy_settings(url, tiny_cross_encoder_dir, policy_refresh_s=0.5,
-                                  policy_index=".crossrank-policies-cluster")
-        served.append(ServedProxy(build_app(settings), settings.port).start())
+def replicas(cluster: DevCluster, tiny_cross_encoder_dir: Path, minilm_embedder_dir: Path
+             ) -> Iterator[list[ServedProxy]]:
+    served = [_serve(url, tiny_cross_encoder_dir, minilm_embedder_dir)
+              for url in cluster.urls[:2]]
     yield served
     for proxy in served:
         proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def single(opensearch_url: str, tiny_cross_encoder_dir: Path, minilm_embedder_dir: Path
+           ) -> Iterator[ServedProxy]:
+    """A proxy with the same models and settings in front of the session's single node."""
+    served = _serve(opensearch_url, tiny_cross_encoder_dir, minilm_embedder_dir)
+    yield served
+    served.stop()
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +165,87 @@ def test_msearch_through_both_replicas(replicas: list[ServedProxy], indexed: str
     assert answers[0] == answers[1] and all(len(ids) == 5 for ids in answers[0])
     for text, ids in zip(("plum jam", "cherry cake juice"), answers[0], strict=True):
         assert ids == _reranked(replicas[1].url, {"query": {"match": {"title": text}}, "size": 5})
+
+
+@pytest.fixture(scope="module")
+def scifact_everywhere(cluster: DevCluster, replicas: list[ServedProxy], single: ServedProxy,
+                       os_client: OpenSearch) -> Iterator[None]:
+    """The same SciFact documents, embedded by the proxy's ingest hook, in a 3-shard,
+    1-replica index on the cluster (through replica A) and a 1-shard index on the single
+    node; on both, the index's policy reranks BM25 and an alias's policy reranks hybrid."""
+    index = {"settings": {"index": {"knn": True}}, "mappings": {"properties": {
+        "title": {"type": "text"}, "text": {"type": "text"},
+        "emb": {"type": "knn_vector", "dimension": 384, "method": {
+            "name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}}}}}
+    embed = {"model": "minilm", "vector_field": "emb"}
+    base = {"text_fields": ["title", "text"], "template": "{title}. {text}", "window": 20}
+    docs = scifact_docs(SCI_DOCS)
+    for proxy, shards, copies in ((replicas[0], 3, 1), (single, 1, 0)):
+        client = OpenSearch(proxy.url, timeout=120)
+        client.indices.create(index=SCI, body={**index, "settings": {"index": {
+            "knn": True, "number_of_shards": shards, "number_of_replicas": copies}}})
+        client.indices.put_alias(index=SCI, name=SCI_HYBRID)
+        for name, policy in ((SCI, {**base, "indices": [SCI], "embed": embed}),
+                             (SCI_HYBRID, {**base, "indices": [SCI_HYBRID], "hybrid": {
+                                 "fusion": "rrf", "rank_constant": 60, "depth": 40, **embed}})):
+            answer = httpx.put(f"{proxy.url}/_crossrank/policies/{name}", headers=ADMIN,
+                               json=policy, timeout=30)
+            assert answer.status_code in (200, 201), answer.text
+        time.sleep(1)  # the embed policy is read before the first write
+        assert helpers.bulk(client, ({"_index": SCI, "_id": d["_id"], "title": d["title"],
+                                      "text": d["text"]} for d in docs),
+                            refresh=True) == (len(docs), [])
+    health = httpx.get(f"{cluster.urls[2]}/_cluster/health/{SCI}",
+                       params={"wait_for_status": "green", "timeout": "60s"}, timeout=90).json()
+    assert health["status"] == "green" and health["active_shards"] == 6
+    yield
+    os_client.indices.delete(index=SCI, ignore_unavailable=True)
+
+
+def _window(url: str, index: str, body: dict[str, Any], **params: str
+            ) -> tuple[list[str], list[str]]:
+    """(final ids, first-stage ids of the window) of one reranked search."""
+    answer = httpx.post(f"{url}/{index}/_search", timeout=60, params=params, json={
+        **body, "ext": {"crossrank": {"explain": True}}})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-crossrank-status"] == "reranked", answer.headers
+    hits = answer.json()["hits"]["hits"]
+    first = sorted(hits, key=lambda h: h["_crossrank"]["first_stage_rank"])
+    return [h["_id"] for h in hits], [h["_id"] for h in first]
+
+
+DFS = {"search_type": "dfs_query_then_fetch"}
+
+
+@pytest.mark.parametrize("text", SCI_QUERIES)
+def test_paging_a_reranked_window_on_three_shards_matches_one_node(
+        replicas: list[ServedProxy], single: ServedProxy, scifact_everywhere: None,
+        text: str) -> None:
+    """BM25's statistics are per shard, so a 3-shard index can rank differently from a 1-shard
+    one unless the client asks for dfs_query_then_fetch; with it, the first stage agrees, the
+    reranked window is the same, and each page of it is the same slice on both."""
+    query = {"multi_match": {"query": text, "fields": ["title", "text"]}}
+    whole, first = _window(single.url, SCI, {"query": query, "size": 20}, **DFS)
+    assert _window(replicas[1].url, SCI, {"query": query, "size": 20}, **DFS) == (whole, first)
+    for start in (0, 5, 15):
+        page = {"query": query, "from": start, "size": 5}
+        on_cluster, _ = _window(replicas[1].url, SCI, page, **DFS)
+        assert on_cluster == _window(single.url, SCI, page, **DFS)[0] == whole[start:start + 5]
+
+
+@pytest.mark.parametrize("text", SCI_QUERIES)
+def test_proxy_side_hybrid_on_three_shards_matches_one_node(
+        replicas: list[ServedProxy], single: ServedProxy, scifact_everywhere: None,
+        text: str) -> None:
+    """The proxy fuses the global BM25 and k-NN top lists (each side already merged across
+    shards by OpenSearch), so with dfs_query_then_fetch the fused window, and the reranked
+    order, are those of one node. (neural-search's native hybrid normalises each shard's
+    scores before the coordinator merges: on a sharded index it can differ.)"""
+    body = {"query": {"multi_match": {"query": text, "fields": ["title", "text"]}}, "size": 10}
+    on_node = _window(single.url, SCI_HYBRID, body, **DFS)
+    assert _window(replicas[0].url, SCI_HYBRID, body, **DFS) == on_node
+    assert _window(replicas[1].url, SCI_HYBRID, {**body, "from": 5, "size": 5},
+                   **DFS)[0] == on_node[0][5:]
 
 
 def _closed_port() -> int:

@@ -8,7 +8,6 @@ from ``ext.crossrank.explain`` (``first_stage_rank`` and ``first_stage_score`` o
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from crossrank.search.retrieval import Retrieval
 from crossrank.server import build_app
 
 from proxy_fixtures import ADMIN_TOKEN, ServedProxy, proxy_settings
+from scifact import scifact_docs
 
 pytestmark = pytest.mark.integration
 
@@ -45,12 +45,6 @@ BASE_POLICY = {"text_fields": ["title", "text"], "template": "{title}. {text}", 
                "max_window": 100}
 
 
-def scifact_docs(n: int) -> list[dict[str, Any]]:
-    for candidate in (REPO / "datasets/scifact", REPO.parent / "shared/datasets/scifact"):
-        if (candidate / "corpus.jsonl").exists():
-            with (candidate / "corpus.jsonl").open("rb") as f:
-                return [orjson.loads(line) for line in itertools.islice(f, n)]
-    raise FileNotFoundError("SciFact not found in datasets/scifact or ../shared/datasets")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ order): vectors are compared to 1e-5.
 from __future__ import annotations
 
 import gzip
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from crossrank.proxy.upstream import Upstream
 from crossrank.server import build_app
 
 from proxy_fixtures import ADMIN_TOKEN, ServedProxy, proxy_settings
+from scifact import scifact_docs
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +43,6 @@ BROKEN = Policy(name="t-ingest-broken", indices=["t-ingest-broken*"],
                 embed={"model": "default", "vector_field": "emb"})
 
 
-def scifact_docs(n: int = N_DOCS) -> list[dict[str, Any]]:
-    for candidate in (REPO / "datasets/scifact", REPO.parent / "shared/datasets/scifact"):
-        if (candidate / "corpus.jsonl").exists():
-            with (candidate / "corpus.jsonl").open("rb") as f:
-                return [orjson.loads(line) for line in itertools.islice(f, n)]
-    raise FileNotFoundError("SciFact not found in datasets/scifact or ../shared/datasets")
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +102,7 @@ def assert_vectors(found: list[Any], expected: np.ndarray) -> None:
 
 def test_bulk_of_scifact_stores_the_embedder_vectors(client: OpenSearch, os_client: OpenSearch,
                                                      policy: str, embedder: Embedder) -> None:
-    docs = scifact_docs()
+    docs = scifact_docs(N_DOCS)
     ok, errors = helpers.bulk(client, ({"_index": policy, "_id": d["_id"], "title": d["title"],
                                         "text": d["text"]} for d in docs),
                               chunk_size=100, refresh=True)

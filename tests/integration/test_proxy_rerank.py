@@ -6,7 +6,6 @@ Expected orders come from the same real ONNX model scored directly with CrossEnc
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from crossrank.models import CrossEncoder
 from crossrank.server import build_app
 
 from proxy_fixtures import ServedProxy, proxy_settings
+from scifact import scifact_docs
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 N_DOCS = 300
 
 
-def scifact_dir() -> Path:
-    for candidate in (REPO / "datasets" / "scifact", REPO.parent / "shared/datasets/scifact"):
-        if (candidate / "corpus.jsonl").exists():
-            return candidate
-    raise FileNotFoundError("SciFact not found in datasets/scifact or ../shared/datasets")
-
-
 def load_docs(n: int = N_DOCS) -> list[dict[str, Any]]:
-    with (scifact_dir() / "corpus.jsonl").open("rb") as f:
-        return [orjson.loads(line) for line in itertools.islice(f, n)]
+    return scifact_docs(n)
 
 
 @pytest.fixture(scope="module")
