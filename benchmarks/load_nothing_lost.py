@@ -9,17 +9,20 @@ stopped and restarted once; one request in twenty is abandoned by its client aft
 With ``--cluster 3`` the proxy's OpenSearch is a 3-node cluster on loopback (indices with 3
 shards and 1 replica); the proxy is given every node (``--upstream a,b,c``) and the last node
 is stopped and restarted: the proxy skips it while it is down and keeps answering while the
-cluster promotes replicas and recovers.
+cluster promotes replicas and recovers. With ``--proxies N`` there are N proxy processes (each
+given the same nodes and policy index, as replicas behind a load balancer), the clients split
+across them round-robin, and the policy changes go through the first one.
 
 Audit afterwards: every acknowledged document is in OpenSearch exactly once, with the body that
 was sent (and a vector where the embed hook applies); every write of a failed embed is absent;
 writes the client was told failed are counted if they landed anyway (possible only when the
 node died after writing and before answering), and so are writes whose client gave up before
 the answer (the proxy still completes them, as OpenSearch would). Reported: requests and
-errors by kind, the proxy's RSS before and after.
+errors by kind, every answer that was not 2xx by its error type and reason, the proxies' RSS
+before and after.
 
     .venv/bin/python benchmarks/load_nothing_lost.py [--clients 50] [--seconds 60]
-        [--cluster 3] [--write docs/reliability.md]
+        [--cluster 3] [--proxies 2] [--write docs/reliability.md]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import collections
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -72,9 +76,23 @@ class Ledger:
         self.unknown: dict[str, dict[str, Any]] = {}  # the client gave up before the answer
         self.must_be_absent: set[str] = set()
         self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        # (kind, status, error type, reason) of every answer that was not 2xx
+        self.errors: collections.Counter[tuple[str, int, str, str]] = collections.Counter()
 
     def count(self, kind: str, outcome: str) -> None:
         self.counts[(kind, outcome)] += 1
+
+    def error(self, kind: str, status: int, payload: bytes) -> None:
+        """What OpenSearch's error shape says (its root cause first), numbers and ids cut."""
+        try:
+            error = json.loads(payload)["error"]
+            cause = (error.get("root_cause") or [error])[0] if isinstance(error, dict) else {}
+            kind_of = str(cause.get("type", "?")) if cause else str(error)
+            reason = str(cause.get("reason", "")) if cause else ""
+        except (ValueError, KeyError, TypeError):
+            kind_of, reason = "not OpenSearch's error shape", payload[:120].decode(errors="replace")
+        reason = re.sub(r"\[[^\]]*\]", "[...]", reason)[:140]
+        self.errors[(kind, status, kind_of, reason)] += 1
 
 
 def bulk_body(items: list[tuple[str, str, dict[str, Any]]]) -> bytes:
@@ -145,6 +163,8 @@ async def client_loop(n: int, proxy: str, ledger: Ledger, deadline: float,
                     ledger.unknown[f"{index}/{doc_id}"] = doc
                 continue
             ledger.count(kind, str(status))
+            if status >= 300:
+                ledger.error(kind, status, payload)
             if not items:
                 continue
             if kind == "bulk_broken":
@@ -208,6 +228,8 @@ def main() -> None:
     parser.add_argument("--write", type=Path)
     parser.add_argument("--cluster", type=int, default=0,
                         help="N >= 3: a cluster of N nodes; one data node is restarted")
+    parser.add_argument("--proxies", type=int, default=1,
+                        help="proxy processes (replicas); the clients split across them")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="nothing-lost-"))
     cluster = DevCluster(home=home / "cluster", port=free_cluster_port(args.cluster),
@@ -220,8 +242,9 @@ def main() -> None:
         node.start(timeout_s=240)
     index_settings = {"number_of_shards": 3, "number_of_replicas": 1} if cluster \
         else {"number_of_replicas": 0}
-    proxy_port = free_port()
-    proxy_url = f"http://127.0.0.1:{proxy_port}"
+    ports = [free_port() for _ in range(args.proxies)]
+    proxy_urls = [f"http://127.0.0.1:{port}" for port in ports]
+    proxy_url = proxy_urls[0]  # set-up and policy changes
     log = (home / "proxy.log").open("wb")
     # A policy the admin API would refuse (its embedder is a cross-encoder), so it comes from
     # the settings file: every write to its index fails in the embed hook.
@@ -229,22 +252,23 @@ def main() -> None:
     config.write_text(json.dumps({"policies": [{
         "name": BROKEN, "indices": [BROKEN],
         "embed": {"model": "default", "vector_field": "embedding"}}]}))
-    proxy = subprocess.Popen(
-        [sys.executable, "-m", "crossrank.cli", "serve", "--port", str(proxy_port),
+    proxies = [subprocess.Popen(
+        [sys.executable, "-m", "crossrank.cli", "serve", "--port", str(port),
          "--config", str(config),
          "--upstream", ",".join(cluster.urls) if cluster else node.url,
          "--models-dir", str(REPO / "onnx_models")],
         env={**os.environ, "CROSSRANK_ADMIN_TOKEN": TOKEN}, stdout=log,
-        stderr=subprocess.STDOUT)
+        stderr=subprocess.STDOUT) for port in ports]
     lines: list[str] = []
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(proxy_url + "/_crossrank/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        for url in proxy_urls:
+            for _ in range(600):
+                try:
+                    if httpx.get(url + "/_crossrank/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
         admin = {"x-crossrank-admin-token": TOKEN}
         corpus = [json.loads(line) for line in
                   (REPO / "datasets/scifact/corpus.jsonl").read_text().splitlines()[:500]]
@@ -265,15 +289,16 @@ def main() -> None:
             assert reply.status_code in (200, 201), reply.text
         reply = httpx.put(f"{proxy_url}/_crossrank/mappings/{EMBED}", headers=admin, timeout=30)
         assert reply.status_code in (200, 201), reply.text
-        time.sleep(3)
-        rss_before = rss_mb(proxy.pid)
+        time.sleep(3)  # every proxy re-reads the policies (every 2 s)
+        rss_before = [rss_mb(proxy.pid) for proxy in proxies]
         ledger = Ledger()
         began = time.monotonic()
 
         async def run() -> None:
             deadline = time.monotonic() + args.seconds
-            loops = [asyncio.create_task(client_loop(n, proxy_url, ledger, deadline, queries))
-                     for n in range(args.clients)]
+            loops = [asyncio.create_task(client_loop(
+                n, proxy_urls[n % len(proxy_urls)], ledger, deadline, queries))
+                for n in range(args.clients)]
             await asyncio.sleep(args.seconds / 3)
             if cluster is not None:  # fault: a data node goes away mid-load
                 await asyncio.to_thread(cluster.nodes[-1].stop)
@@ -289,10 +314,11 @@ def main() -> None:
         elapsed = time.monotonic() - began
         OpenSearch(node.url, timeout=120).cluster.health(
             wait_for_status="green" if cluster else "yellow")
-        rss_after = rss_mb(proxy.pid)
+        rss_after = [rss_mb(proxy.pid) for proxy in proxies]
         result = audit(node.url, ledger)
     finally:
-        stop_child(proxy)
+        for proxy in proxies:
+            stop_child(proxy)
         log.close()
         if cluster is not None:
             cluster.stop()
@@ -300,21 +326,35 @@ def main() -> None:
             node.stop()
 
     total = sum(ledger.counts.values())
-    flag = f" --cluster {args.cluster}" if cluster else ""
+    flag = (f" --cluster {args.cluster}" if cluster else "") + \
+        (f" --proxies {args.proxies}" if args.proxies > 1 else "")
     lines.append(f"Command: `.venv/bin/python benchmarks/load_nothing_lost.py --clients "
                  f"{args.clients} --seconds {args.seconds:.0f}{flag}`")
     lines.append("")
     which = (f"a {args.cluster}-node cluster, indices of 3 shards and 1 replica, the proxy "
              f"given every node; node {args.cluster - 1}") if cluster else "the node"
-    lines.append(f"{total} requests in {elapsed:.0f} s from {args.clients} clients ({which} "
-                 f"was stopped at {args.seconds / 3:.0f} s and started again); proxy RSS "
-                 f"{rss_before:.0f} MB before, {rss_after:.0f} MB after.")
+    through = f"{args.proxies} proxies, the clients split across them" if args.proxies > 1 \
+        else "one proxy"
+    mb = ", ".join
+    lines.append(f"{total} requests in {elapsed:.0f} s from {args.clients} clients through "
+                 f"{through} ({which} was stopped at {args.seconds / 3:.0f} s and started "
+                 f"again); proxy RSS {mb(f'{r:.0f}' for r in rss_before)} MB before, "
+                 f"{mb(f'{r:.0f}' for r in rss_after)} MB after.")
     lines.append("")
     lines.append("| request | outcome | count |")
     lines.append("|---|---|---:|")
     for (kind, outcome), count in sorted(ledger.counts.items()):
         lines.append(f"| {kind} | {outcome} | {count} |")
     lines.append("")
+    if ledger.errors:
+        lines.append("Answers that were not 2xx, by what they said:")
+        lines.append("")
+        lines.append("| request | status | error type | reason | count |")
+        lines.append("|---|---:|---|---|---:|")
+        for (kind, status, type_, reason), count in sorted(ledger.errors.items()):
+            reason = reason.replace("|", "\\|")
+            lines.append(f"| {kind} | {status} | {type_} | {reason} | {count} |")
+        lines.append("")
     lines.append("| audit | count |")
     lines.append("|---|---:|")
     for key, value in result.items():
