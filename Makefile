@@ -9,7 +9,7 @@ PROXY_PORT ?= 8080
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv system opensearch models run stop test test-matrix lint typecheck unit eval bench clean
+.PHONY: help venv system opensearch models run stop test test-matrix lint typecheck unit eval bench screenshots clean
 
 help:
 	@echo "make run    OpenSearch + crossrank proxy + default model + demo data, then example queries"
@@ -18,6 +18,7 @@ help:
 	@echo "make eval   SciFact test judgments, each arm, report in reports/eval"
 	@echo "make bench  benchmarks (results go to docs/benchmarks.md by hand)"
 	@echo "make stop   stop the proxy and the OpenSearch node started by make run"
+	@echo "make screenshots  with make run serving: the page's two views into docs/ui_*.png"
 
 # Everything (serving core + export/train/eval/dev extras), pinned by constraints.txt.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -40,6 +41,10 @@ models: venv
 
 run: opensearch models
 	$(BIN)/python scripts/run_demo.py --opensearch-port $(OPENSEARCH_PORT) --port $(PROXY_PORT)
+
+# The compare page's views as PNGs in docs/, from the running demo (make run) in Chromium.
+screenshots: system venv
+	$(BIN)/python scripts/ui_screenshots.py --proxy http://127.0.0.1:$(PROXY_PORT)
 
 stop: venv
 	-pkill -f "crossrank(\.cli)? serve" || true

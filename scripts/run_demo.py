@@ -128,6 +128,7 @@ def main() -> None:
         show_examples(proxy)
         print(f"""
 crossrank is serving at {proxy} in front of OpenSearch at {node.url}.
+Compare both arms in a browser: {proxy}/_crossrank/ui/#/compare?index={INDEX}&q=statins
 Try:
   curl -s '{proxy}/{INDEX}/_search?rerank=true' -H 'content-type: application/json' \\
        -d '{{"query": {{"match": {{"text": "statins reduce mortality"}}}}, "size": 3}}'

@@ -86,6 +86,7 @@ def test_reranked_order_follows_the_model(http: httpx.Client, policy: str, scifa
     assert response.status_code == 200, response.text
     assert response.headers["x-crossrank-status"] == "reranked"
     assert response.headers["x-crossrank-arm"] == "rerank"
+    assert response.headers["x-crossrank-window"] == "30"  # the policy's
     got = response.json()["hits"]["hits"]
 
     first_stage = os_client.search(index=scifact_index, body={**body, "size": 30})["hits"]["hits"]
@@ -224,6 +225,9 @@ def test_query_text_override_and_window_param(http: httpx.Client, policy: str,
             "ext": {"crossrank": {"query_text": QUERY, "window": 8}}}
     response = search(http, scifact_index, body)
     assert response.headers["x-crossrank-status"] == "reranked"
+    assert response.headers["x-crossrank-window"] == "8"
+    given = search(http, scifact_index, body, {"rerank_window": "12"})
+    assert given.headers["x-crossrank-window"] == "12"  # the parameter wins over ext
     too_wide = search(http, scifact_index, {"query": {"match": {"text": "x"}}},
                       {"rerank_window": "1000"})
     assert too_wide.status_code == 400
@@ -353,6 +357,7 @@ def test_budget_of_one_ms_falls_back(http: httpx.Client, admin_token: str,
         baseline = search(http, scifact_index, body, {"rerank": "false"}).json()
         assert response.headers["x-crossrank-status"] == "fallback"
         assert response.headers["x-crossrank-reason"] == "budget_exceeded"
+        assert "x-crossrank-window" not in response.headers  # nothing was reranked
         assert [h["_id"] for h in response.json()["hits"]["hits"]] == \
             [h["_id"] for h in baseline["hits"]["hits"]]
     finally:

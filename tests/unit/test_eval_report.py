@@ -37,7 +37,8 @@ def report() -> EvalReport:
                                "qrels": "qrels.tsv", "fingerprint": "ab" * 32},
                       settings={"mode": "search", "windows": [1, 3], "size": 100},
                       results=results, comparisons=compare_runs(results, comparison_pairs(runs)),
-                      created_at="2026-01-01T00:00:00+00:00", command="crossrank eval ...")
+                      created_at="2026-01-01T00:00:00+00:00", command="crossrank eval ...",
+                      queries={q: {"text": f"query {q}", "judgments": QRELS[q]} for q in QRELS})
 
 
 def test_window_one_changes_nothing_and_reranking_is_compared(report: EvalReport) -> None:
@@ -52,7 +53,8 @@ def test_window_one_changes_nothing_and_reranking_is_compared(report: EvalReport
 def test_report_files(report: EvalReport, tmp_path: Path) -> None:
     paths = write_report(report, tmp_path / "out")
     data = orjson.loads(paths["json"].read_bytes())
-    assert data["format"] == 1
+    assert data["format"] == 2
+    assert data["queries"]["q1"] == {"text": "query q1", "judgments": QRELS["q1"]}
     assert [r["key"] for r in data["results"]] == ["bm25", "bm25+rerank@1", "bm25+rerank@3"]
     bm25 = data["results"][0]
     assert bm25["metrics"]["recall@100"] == pytest.approx(5 / 6, abs=1e-12)

@@ -107,7 +107,9 @@ def run_evaluation(options: EvalOptions) -> tuple[EvalReport, dict[str, Path]]:
         settings=settings, results=results,
         comparisons=compare_runs(results, comparison_pairs(runs)),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        command=options.command_line(), notes=notes)
+        command=options.command_line(), notes=notes,
+        queries={qid: {"text": text, "judgments": judged.qrels.get(qid, {})}
+                 for qid, text in judged.queries.items()})
     return report, write_report(report, options.out_dir(dataset))
 
 

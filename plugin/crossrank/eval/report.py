@@ -13,7 +13,8 @@ from crossrank.eval.metrics import METRICS, PRIMARY, Comparison
 from crossrank.eval.plots import LABELS, plot_latency, plot_quality, plot_wins
 from crossrank.eval.results import RunResult
 
-REPORT_FORMAT = 1
+# 2: ``queries`` (each evaluated query's text and judgments), for the page's evaluation view
+REPORT_FORMAT = 2
 PLOTS = {"quality": "quality_vs_window.png", "latency": "latency_vs_window.png",
          "wins": "per_query_wins.png"}
 
@@ -27,6 +28,8 @@ class EvalReport:
     created_at: str
     command: str = ""
     notes: list[str] = field(default_factory=list)
+    # qid -> {"text": the query, "judgments": {doc_id: grade}} (0: judged not relevant)
+    queries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def result(self, key: str) -> RunResult:
         for result in self.results:

@@ -10,9 +10,10 @@
     GET    /_crossrank/health                liveness and readiness
     GET    /_crossrank/metrics               Prometheus
     GET    /_crossrank/openapi.json          this API in OpenAPI 3.1 (crossrank.proxy.openapi)
+    GET    /_crossrank/ui/                   the compare and evaluation page (crossrank.proxy.ui)
 
-Only writes need the admin token; health, metrics and the description are open. This module
-routes; each concern has its own: ``policies_api``, ``rerank_api``, ``index_mapping``,
+Only writes need the admin token; health, metrics, the description and the page are open.
+This module routes; each concern has its own: ``policies_api``, ``rerank_api``, ``index_mapping``,
 ``health``, ``openapi`` (and ``admin_auth`` for the token).
 """
 
@@ -31,6 +32,7 @@ from crossrank.proxy.openapi import document_bytes
 from crossrank.proxy.policies_api import handle_policies, handle_policy
 from crossrank.proxy.rerank_api import handle_rerank
 from crossrank.proxy.search_service import SearchService
+from crossrank.proxy.ui import UI_PREFIX, handle_ui
 
 
 @dataclass
@@ -42,6 +44,9 @@ class AdminContext:
 
 
 async def handle_admin(request: Incoming, path: str, ctx: AdminContext, send: Send) -> None:
+    if path == UI_PREFIX or path.startswith(UI_PREFIX + "/"):
+        await handle_ui(request, path[len(UI_PREFIX):], send)
+        return
     parts = [p for p in path.split("/") if p]
     method = request.method
     service = ctx.service

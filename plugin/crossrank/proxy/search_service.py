@@ -79,10 +79,13 @@ class SearchService:
 def outcome_headers(plan: SearchPlan | None, status: str, reason: str | None,
                     timings: Mapping[str, float] | None = None,
                     hybrid: str | None = None) -> Headers:
-    """``X-Crossrank-Status``, ``-Arm``, ``-Reason``, ``-Hybrid`` and ``Server-Timing``."""
+    """``X-Crossrank-Status``, ``-Arm``, ``-Window`` (the window K a reranked search
+    scored), ``-Reason``, ``-Hybrid`` and ``Server-Timing``."""
     headers = [(b"x-crossrank-status", status.encode())]
     if plan is not None and plan.arm is not None:
         headers.append((b"x-crossrank-arm", plan.arm.encode()))
+    if plan is not None and plan.rerank and status == "reranked" and plan.window:
+        headers.append((b"x-crossrank-window", str(plan.window).encode()))
     if reason:
         headers.append((b"x-crossrank-reason", reason.encode("latin-1", "replace")))
     if hybrid:
