@@ -22,6 +22,8 @@ from crossrank.devnode.browser import find_chromium, headless_chromium
 from crossrank.eval.evaluation import run_evaluation
 from crossrank.eval.options import EvalOptions
 from crossrank.server import build_app
+from crossrank.tune.report import CandidateResult, TuneReport
+from crossrank.tune.report import write_report as write_tune_report
 
 from proxy_fixtures import ADMIN_TOKEN, ServedProxy, proxy_settings
 from scifact import scifact_docs
@@ -314,3 +316,30 @@ def test_a_file_that_is_not_a_report_says_so(browser: WebDriver, served: ServedP
     browser.find_element(By.ID, "report-file").send_keys(str(other))
     WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "error").is_displayed())
     assert "neither a crossrank eval report" in browser.find_element(By.ID, "error").text
+
+
+def test_a_tune_report_renders_its_candidates(browser: WebDriver, served: ServedProxy,
+                                              tmp_path: Path) -> None:
+    """The file `crossrank tune` writes (tune/report.py's own writer), browsed."""
+    candidates = [CandidateResult(name, fields, ndcg, ndcg - 0.02, ndcg + 0.02, ms)
+                  for name, fields, ndcg, ms in (
+                      ("off", {"enabled": False}, 0.61, 4.0),
+                      ("window=10", {"window": 10}, 0.66, 40.0),
+                      ("window=30", {"window": 30}, 0.68, 110.0))]
+    report = TuneReport(policy="p", index="docs", first_stage="bm25", queries=40, folds=5,
+                        seed=0, judgments="train.tsv", command="crossrank tune ...",
+                        candidates=candidates, recommended=candidates[2],
+                        cross_validation={
+                            "chosen_per_fold": ["window=30"] * 5, "best": "window=30",
+                            "held_out_ndcg": 0.67, "off_ndcg": 0.61, "gain": 0.06,
+                            "gain_low": 0.02, "gain_high": 0.1, "wins": 20, "ties": 15,
+                            "losses": 5, "p_value_t": 0.01, "p_value_randomisation": 0.01})
+    path = write_tune_report(report, tmp_path)["json"]
+    _load_report(browser, served.url, str(path))
+    rows = browser.find_elements(By.CSS_SELECTOR, "#report table tbody tr")
+    assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows] == \
+        ["off", "window=10", "window=30 (recommended)"]
+    assert "recommended" in rows[2].get_attribute("class")
+    dots = browser.find_elements(By.CSS_SELECTOR, "#report svg circle")
+    assert sorted(d.get_attribute("data-key") for d in dots) == ["off", "window=10", "window=30"]
+    assert "held_out_ndcg" in browser.find_element(By.CSS_SELECTOR, "#report pre").text
