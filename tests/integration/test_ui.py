@@ -125,7 +125,7 @@ def test_the_page_is_served_read_only(served: ServedProxy) -> None:
         assert name in page.text
         assert httpx.get(f"{served.url}/_crossrank/ui/{name}", timeout=10).status_code == 200
     bare = httpx.get(f"{served.url}/_crossrank/ui", timeout=10)
-    assert bare.status_code == 301 and bare.headers["location"] == "/_crossrank/ui/"
+    assert bare.status_code == 301 and bare.headers["location"] == "ui/"
     missing = httpx.get(f"{served.url}/_crossrank/ui/../config.yaml", timeout=10)
     assert missing.status_code == 404 and missing.json()["status"] == 404
     written = httpx.post(f"{served.url}/_crossrank/ui/", content=b"x", timeout=10)
@@ -149,7 +149,7 @@ def test_a_query_typed_in_shows_both_arms_in_the_apis_order(
     assert baseline != reranked  # the tiny model does move hits
     meta = _meta(browser, "rerank")
     assert meta["status"] == "reranked" and meta["arm"] == "rerank" and meta["window"] == "20"
-    assert "score" in meta and "retrieve" in meta  # Server-Timing
+    assert "timing-score" in meta and "timing-retrieve" in meta  # Server-Timing
     assert _meta(browser, "baseline")["reason"] == "rerank_false"
     # each reranked hit says where it came from: its first-stage rank, as the API explains it
     explained = httpx.post(f"{served.url}/{INDEX}/_search", params={"rerank": "true"},
@@ -158,7 +158,7 @@ def test_a_query_typed_in_shows_both_arms_in_the_apis_order(
     for rank, (item, hit) in enumerate(zip(browser.find_elements(
             By.CSS_SELECTOR, "#rerank-hits > li"), explained, strict=True), start=1):
         moved = hit["_crossrank"]["first_stage_rank"] - rank
-        badge = item.find_element(By.CSS_SELECTOR, ".move").text
+        badge = item.find_element(By.CSS_SELECTOR, ".move [aria-hidden]").text
         assert badge == ("=" if moved == 0 else f"▲ {moved}" if moved > 0 else f"▼ {-moved}")
         assert f"(#{hit['_crossrank']['first_stage_rank']})" in item.text
     policy = browser.find_element(By.ID, "policy").get_attribute("textContent")
@@ -306,6 +306,23 @@ def test_an_eval_report_renders_and_opens_a_query_with_its_judgments(
         assert badge.split() == ["badge", expected], (doc, badge)
         marked += doc in judgments
     assert marked > 0
+    # the search the eval sent for that arm, its query text filled in
+    arm = next(a for a in eval_report["settings"]["arms"]
+               if a["name"] == eval_report["results"][1]["arm"])
+    sent = orjson.loads(browser.find_element(By.ID, "dsl").get_attribute("value"))
+    assert orjson.dumps(sent["query"]) == orjson.dumps(arm["query"]).replace(
+        b"{{query}}", eval_report["queries"][qid]["text"].encode())
+    # another query typed in is not judged by that report
+    dsl = browser.find_element(By.ID, "dsl")
+    dsl.clear()
+    before = _searches(browser)
+    box = browser.find_element(By.ID, "query")
+    box.clear()
+    box.send_keys("kalu", Keys.ENTER)
+    _wait_answer(browser, before)
+    assert _ids(browser, "rerank")
+    assert browser.find_elements(By.CSS_SELECTOR, "#rerank-hits .badge") == []
+    assert not browser.find_element(By.ID, "judged-note").is_displayed()
 
 
 def test_a_file_that_is_not_a_report_says_so(browser: WebDriver, served: ServedProxy,

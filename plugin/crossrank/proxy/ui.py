@@ -37,7 +37,8 @@ async def handle_ui(request: Incoming, path: str, send: Send) -> None:
     if request.method not in ("GET", "HEAD"):
         raise MethodNotAllowed(f"{request.method} is not allowed on the page; it only reads")
     if path == "":
-        await respond(send, 301, b"", [(b"location", b"/_crossrank/ui/")])
+        # relative: still right when a path prefix is put in front of the proxy
+        await respond(send, 301, b"", [(b"location", b"ui/")])
         return
     name = path.removeprefix("/") or "index.html"
     body = ui_files().get(name)
