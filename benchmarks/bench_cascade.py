@@ -8,6 +8,7 @@ relevance of each contender comes from `crossrank eval --arms-file benchmarks/ev
 (SciFact test judgments), not from here.
 
     crossrank eval ... --arms bm25,bm25+rerank --window 50   # builds the index and its policy
+    # a proxy with score_cache_entries: 0 in its config: repeated queries must be scored again
     .venv/bin/python benchmarks/bench_cascade.py --proxy http://127.0.0.1:8090 \\
         --opensearch http://127.0.0.1:9200 --admin-token TOKEN [--queries 96] [--window 50]
 """
@@ -126,6 +127,7 @@ def main() -> None:
     asyncio.run(run(args.proxy, names, queries[:4], 1))  # warm up every model
     print(f"window {args.window}, {len(queries)} SciFact claims, score cache as the proxy has "
           "it (off for a fair measure)")
+    hits_before = cache_hits(args.proxy)
     print("| contender | concurrency | p50 ms | p95 ms | queries/s | p50 / full |")
     print("|---|---:|---:|---:|---:|---:|")
     for level in sorted(int(c) for c in args.concurrency.split(",")):
@@ -135,6 +137,18 @@ def main() -> None:
             r = results[name]
             print(f"| {name} | {level} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
                   f"{r['qps']:.2f} | {r['p50_ms'] / full:.2f} |", flush=True)
+    hits = cache_hits(args.proxy) - hits_before
+    if hits:  # a repeated query answered from the cache is not a speed measure
+        raise SystemExit(f"the proxy's score cache answered {hits:.0f} lookups during the run: "
+                         "these times are not scoring times; serve with score_cache_entries: 0")
+
+
+def cache_hits(proxy: str) -> float:
+    """The proxy's score cache hits so far (its Prometheus counter)."""
+    text = httpx.get(f"{proxy}/_crossrank/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("crossrank_score_cache_lookups_total")
+               and 'result="hit"' in line)
 
 
 if __name__ == "__main__":

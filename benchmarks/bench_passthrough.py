@@ -57,8 +57,11 @@ def wait(url: str) -> None:
 
 def parse_wrk(out: str) -> dict[str, float]:
     def ms(value: str) -> float:
-        number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
-        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        match = re.match(r"([\d.]+)(us|ms|s|m)$", value)
+        if match is None:  # wrk prints e.g. "-nan" when no request completed
+            raise SystemExit(f"wrk gave no latency ({value!r}); its output:\n{out}")
+        number, unit = match.groups()
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
     p50 = re.search(r"50%\s+(\S+)", out)
     p99 = re.search(r"99%\s+(\S+)", out)

@@ -19,23 +19,29 @@ def resolve_models(settings: Settings, models_dir: Path | None = None) -> dict[s
     """Models named in the settings, plus every model found under ``models_dir``.
 
     ``default`` is the model a policy gets when it names none: the settings' own ``default``
-    entry, else the only cross-encoder found, else the first in name order.
+    entry, else the cross-encoder made by the default recipe (``crossrank train``: the shipped
+    default model, not a student or a fine-tune shipped beside it), else the first
+    cross-encoder in name order.
     """
     directory = models_dir or Path(os.environ.get("CROSSRANK_MODELS_DIR", DEFAULT_MODELS_DIR))
     found = discover_models(directory) if directory.is_dir() else {}
     models = {**found, **settings.models}
     if "default" not in models:
-        cross = sorted(name for name, kind in found_kinds(found).items()
-                       if kind == "cross-encoder")
-        if cross:
-            models["default"] = found[cross[0]]
+        chosen = default_cross_encoder(found)
+        if chosen is not None:
+            models["default"] = found[chosen]
     return models
 
 
-def found_kinds(found: dict[str, Path]) -> dict[str, str]:
+def default_cross_encoder(found: dict[str, Path]) -> str | None:
     from crossrank.models.manifest import Manifest
 
-    return {name: Manifest.read(path).kind for name, path in found.items()}
+    manifests = {name: Manifest.read(path) for name, path in sorted(found.items())}
+    cross = [name for name, m in manifests.items() if m.kind == "cross-encoder"]
+    recipe = [name for name in cross
+              if (manifests[name].training or {}).get("recipe") == "default-model"]
+    chosen = recipe or cross
+    return chosen[0] if chosen else None
 
 
 def build_app(settings: Settings, models_dir: Path | None = None) -> CrossrankApp:

@@ -63,3 +63,20 @@ def test_a_shipped_model_runs_int8_for_this_cpu_and_ranks_judged_abstracts_first
                              max_length=128)
         firsts += int(scores.argmax() == 0)
     assert firsts >= 0.8 * len(judged), (firsts, len(judged))
+
+
+def test_the_default_is_the_default_model_not_the_student_beside_it(tmp_path: Path) -> None:
+    """`crossrank serve --models-dir onnx_models` names the 6-layer model `default`: a policy
+    that names no model must not get the student because its name sorts first."""
+    from crossrank.config import Settings
+    from crossrank.server import resolve_models
+
+    models = resolve_models(Settings(), REPO / "onnx_models")
+    assert models["default"] == DEFAULT
+    assert models["crossrank-minilm-l3-scifact"] == STUDENT
+    # without a model made by the default recipe: the first cross-encoder by name
+    for name in ("b-student", "a-other"):
+        (tmp_path / name).mkdir()
+        manifest = json.loads((STUDENT / "crossrank.json").read_text())
+        (tmp_path / name / "crossrank.json").write_text(json.dumps(manifest))
+    assert resolve_models(Settings(), tmp_path)["default"] == tmp_path / "a-other"
