@@ -40,6 +40,7 @@ class PolicyStore:
         self._seed = seed
         self._refresh_s = refresh_s
         self._policies: dict[str, Policy] = {p.name: p for p in seed}
+        self._generation = 0  # counts local writes (put, delete); see refresh()
         self._task: asyncio.Task[None] | None = None
         self.last_refresh: float | None = None
 
@@ -85,6 +86,9 @@ class PolicyStore:
                 log.exception("policies: unexpected error during refresh")
 
     async def refresh(self) -> None:
+        # A put or delete while this read is in flight makes its snapshot stale (it may have
+        # been taken before the write was visible): it is dropped, the next round reads again.
+        generation = self._generation
         response = await self._upstream.request(
             "POST", f"/{self._index}/_search", b"", _JSON,
             orjson.dumps({"size": 10_000, "query": {"match_all": {}}}))
@@ -100,6 +104,8 @@ class PolicyStore:
                 log.warning("policies: ignoring invalid stored policy %s: %s", hit.get("_id"), exc)
                 continue
             loaded[policy.name] = policy
+        if generation != self._generation:
+            return
         self._policies = loaded
         self.last_refresh = time.time()
 
@@ -110,6 +116,7 @@ class PolicyStore:
         await self._ensure_index()
         created = await self._write(policy, create_only=False)
         self._policies = {**self._policies, policy.name: policy}
+        self._generation += 1
         return created
 
     async def delete(self, name: str) -> bool:
@@ -120,6 +127,7 @@ class PolicyStore:
                                 f"{response.text[:200]}")
         existed = name in self._policies or response.status_code == 200
         self._policies = {k: v for k, v in self._policies.items() if k != name}
+        self._generation += 1
         return existed
 
     async def _ensure_index(self) -> None:
