@@ -1,5 +1,6 @@
-"""SciFact's corpus for the integration tests: the repo's `datasets/scifact` (what `make
-datasets` links) or the shared copy beside the checkout."""
+"""SciFact's corpus for the integration tests, found where the package looks for it
+(``crossrank.models.sample_texts.scifact_dir``: the repo's `datasets/scifact`, or the shared copy
+beside the checkout)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from typing import Any
 
 import orjson
 
-REPO = Path(__file__).resolve().parents[1]
+from crossrank.models.sample_texts import scifact_dir as _found
 
 
 def scifact_dir() -> Path:
-    for candidate in (REPO / "datasets/scifact", REPO.parent / "shared/datasets/scifact"):
-        if (candidate / "corpus.jsonl").exists():
-            return candidate
-    raise FileNotFoundError("SciFact not found in datasets/scifact or ../shared/datasets")
+    found = _found()
+    if found is None:
+        raise FileNotFoundError("SciFact not found in datasets/scifact or ../shared/datasets")
+    return found
 
 
 def scifact_docs(n: int) -> list[dict[str, Any]]:

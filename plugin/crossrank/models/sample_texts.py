@@ -12,6 +12,7 @@ import numpy as np
 _SCIFACT_DIRS = (
     Path(__file__).resolve().parents[3] / "datasets" / "scifact",
     Path.cwd() / "datasets" / "scifact",
+    Path(__file__).resolve().parents[4] / "shared" / "datasets" / "scifact",  # beside the repo
     Path("/work/shared/datasets/scifact"),
 )
 
