@@ -8,7 +8,12 @@ OpenSearch are pinned to core 1. The proxy's own CPU time (user + system, from /
 by the requests wrk completed gives its CPU cost per request. All targets are measured in the
 same run, alternately, and the report gives ratios.
 
-    .venv/bin/python benchmarks/bench_passthrough.py [--duration 10] [--connections 1,8]
+    .venv/bin/python benchmarks/bench_passthrough.py [--duration 10] [--connections 1,8] \
+        [--profile 10]
+
+``--profile S`` also samples the proxy with py-spy for S seconds while wrk sends GET doc on 8
+connections, and prints where its CPU went: each sample counted once, for the innermost frame
+of the first library named in PROFILE_GROUPS (the code that was running, not its callers).
 """
 
 from __future__ import annotations
@@ -109,6 +114,56 @@ def median(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 PROXY_CORE, LOAD_CORE = "0", "1"
+# A sample's group: the innermost frame whose file path contains one of these (checked in
+# order); "other" when none does.
+PROFILE_GROUPS = (
+    ("aiohttp (client to OpenSearch)", ("/aiohttp/", "/yarl/", "/multidict/")),
+    ("uvicorn + httptools (server)", ("/uvicorn/", "/httptools/")),
+    ("prometheus_client (metrics)", ("/prometheus_client/",)),
+    ("logging (access log)", ("/logging/", "/orjson")),
+    ("crossrank", ("/crossrank/",)),
+    ("event loop (asyncio, uvloop)", ("/asyncio/", "/uvloop/")),
+)
+
+
+def profile_groups(raw: str) -> list[tuple[str, float]]:
+    """Shares of py-spy's raw samples (``frame;frame;... count``) by PROFILE_GROUPS."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not stack or not number.isdigit():
+            continue
+        frames = stack.split(";")
+        group = "other"
+        for frame in reversed(frames):  # innermost first
+            found = next((name for name, marks in PROFILE_GROUPS
+                          if any(mark in frame for mark in marks)), None)
+            if found:
+                group = found
+                break
+        counts[group] = counts.get(group, 0) + int(number)
+        total += int(number)
+    return sorted(((g, n / total) for g, n in counts.items()), key=lambda x: -x[1])
+
+
+def profile_proxy(pid: int, url: str, seconds: int, home: Path) -> str:
+    """py-spy over the proxy while wrk sends GET doc on 8 connections; a markdown table."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    raw = home / "profile.txt"
+    sampler = subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(seconds),
+                                "--rate", "250", "--format", "raw", "--output", str(raw)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1)  # the sampler attaches
+    load = run_wrk(url, 8, max(1, seconds - 2), None, pid)
+    _, errors = sampler.communicate(timeout=seconds + 30)
+    if sampler.returncode != 0 or not raw.is_file():
+        raise SystemExit(f"py-spy failed: {errors.decode(errors='replace')}")
+    rows = [f"| {group} | {share:.0%} |" for group, share in profile_groups(raw.read_text())]
+    return "\n".join([f"py-spy over the proxy, GET doc, 8 connections, {seconds} s "
+                      f"({load['rps']:.0f} req/s, {load['cpu_us']:.0f} µs CPU per request "
+                      "while sampled):", "", "| where | share of samples |", "|---|---:|",
+                      *rows])
 
 
 def main() -> None:
@@ -116,6 +171,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", default="1,8")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", type=int, default=0, metavar="SECONDS",
+                        help="also sample the proxy with py-spy for this long (GET doc, c 8)")
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -169,6 +226,9 @@ def main() -> None:
                       f"{f['p50_ms']:.2f} | {d['rps']:.0f} | {p['rps']:.0f} | {f['rps']:.0f} | "
                       f"{p['rps'] / d['rps']:.2f} | {f['rps'] / d['rps']:.2f} | "
                       f"{p['cpu_us']:.0f} |")
+        if args.profile:
+            print()
+            print(profile_proxy(proxy.pid, proxy_url + "/bench/_doc/7", args.profile, home))
     finally:
         front.stop()
         proxy.terminate()

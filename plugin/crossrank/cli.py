@@ -239,6 +239,30 @@ def trim_command(
                f"{report.top10_overlap:.2f} against the full graph")
 
 
+@app.command("calibrate")
+def calibrate_command(
+    model_dir: Annotated[Path, typer.Argument(
+        help="A cross-encoder directory exported with --int8-on-load.")],
+) -> None:
+    """Measure the activation maxima int8 smoothing needs, for a model exported before crossrank
+    did this itself.
+
+    Writes calibration.json beside the graph (from SciFact training pairs where a copy is found,
+    else built-in sentences) and names it in the manifest; the graph itself is unchanged.
+    """
+    from crossrank.models.errors import ManifestError
+    from crossrank.models.local_int8 import calibrate_model_dir
+
+    try:
+        calibration = calibrate_model_dir(model_dir)
+    except ManifestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"calibrated {model_dir}: {len(calibration.maxima)} product inputs over "
+               f"{calibration.pairs} pairs ({calibration.data}) at {calibration.max_length} "
+               "tokens")
+
+
 @app.command("front-config")
 def front_config_command(
     kind: Annotated[str, typer.Argument(help="The front proxy: nginx.")] = "nginx",

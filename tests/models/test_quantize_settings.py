@@ -32,11 +32,14 @@ def test_arm(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("isa, reduce_range", [("avx512_vnni", False), ("avx2", True),
                                                ("avx512", True), ("arm64", False)])
 def test_int8_settings_per_isa(isa: str, reduce_range: bool) -> None:
-    """int8 weights everywhere (the U8S8 kernels); 7-bit where VPMADDUBSW could saturate."""
+    """int8 weights everywhere (the U8S8 kernels); 7-bit where VPMADDUBSW could saturate, and
+    activations smoothed first there (measured to pay with 7-bit weights only)."""
     settings = int8_settings(isa)
     assert settings.isa == isa and settings.weights == "int8"
     assert settings.reduce_range is reduce_range and settings.activations == "uint8"
     assert settings.per_channel and settings.method == "dynamic"
+    assert (settings.smooth_alpha is not None) is reduce_range
+    assert int8_settings(isa, calibrated=False).smooth_alpha is None
 
 
 def test_unknown_isa_is_an_export_error() -> None:

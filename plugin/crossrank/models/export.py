@@ -36,6 +36,7 @@ from crossrank.models.manifest import (
     sha256_file,
 )
 from crossrank.models.onnx_session import OnnxSession
+from crossrank.models.smoothing import Calibration
 from crossrank.models.source import Activation, SourceModel, inspect_source
 
 log = logging.getLogger(__name__)
@@ -109,18 +110,24 @@ def export_model(source: str | Path, out: Path, *, kind: Kind | None = None,
             from crossrank.models.optimize import optimize_graph
 
             graph = optimize_graph(staging / "export", optimize, staging / "optimized")
-        quantization, on_load = None, None
+        quantization, on_load, calibration = None, None, None
+        if quantize is not None and model_source.kind == "cross-encoder":
+            calibration = _calibrate(graph, tokenizer, staging, model_source.max_length)
         if quantize is not None and int8_on_load:
-            graph, on_load = _float_for_load(graph, staging / "fp16.onnx", int8_keep_fp32)
+            graph, on_load = _float_for_load(graph, staging / "fp16.onnx", int8_keep_fp32,
+                                             calibration is not None)
         elif quantize is not None:
             from crossrank.models.quantize import quantize_int8
 
             quantization = quantize_int8(graph, staging / "quantized.onnx",
-                                         isa=int8_isa, keep_fp32=int8_keep_fp32)
+                                         isa=int8_isa, keep_fp32=int8_keep_fp32,
+                                         calibration=calibration)
             graph = staging / "quantized.onnx"
         final = staging / "final"
         final.mkdir()
         files = [*_place_graph(graph, final), _write_tokenizer(tokenizer, final)]
+        if on_load is not None and calibration is not None:
+            files.append(calibration.write(final))
         manifest = _manifest(model_source, final, files, tokenizer, optimize, quantization)
         manifest = manifest.model_copy(update={"last_layer_rows": last_layer_rows,
                                                "int8_on_load": on_load})
@@ -235,17 +242,35 @@ def _trim(graph: Path, target: Path, tokenizer: Any, max_length: int) -> bool:
     return True
 
 
-def _float_for_load(graph: Path, target: Path,
-                    keep_fp32: Sequence[str]) -> tuple[Path, Int8OnLoad]:
+def _float_for_load(graph: Path, target: Path, keep_fp32: Sequence[str],
+                    calibrated: bool) -> tuple[Path, Int8OnLoad]:
     """The float graph with its weights stored fp16, to be quantised where it is loaded."""
     import onnx
 
     from crossrank.models.local_int8 import fp16_storage
     from crossrank.models.quantize import matmuls_named
+    from crossrank.models.smoothing import CALIBRATION_FILE
 
     kept = matmuls_named(graph, keep_fp32)
     _save_graph(fp16_storage(onnx.load(str(graph))), target, target.name + ".data")
-    return target, Int8OnLoad(fp32_nodes=kept)
+    return target, Int8OnLoad(fp32_nodes=kept,
+                              calibration=CALIBRATION_FILE if calibrated else None)
+
+
+def _calibrate(graph: Path, tokenizer: Any, staging: Path, max_length: int) -> Calibration:
+    """Activation maxima of the float graph over sample pairs (models/smoothing.py), tokenised
+    as the runtime will tokenise them."""
+    import onnx
+
+    from crossrank.models.smoothing import calibrate
+    from crossrank.models.tokenization import Tokenizer
+
+    where = staging / "calibration"
+    where.mkdir()
+    runtime_tokenizer = Tokenizer(where / _write_tokenizer(tokenizer, where))
+    model = onnx.load(str(graph))
+    inputs = [i.name for i in model.graph.input]
+    return calibrate(model, runtime_tokenizer, inputs, max_length)
 
 
 def _place_graph(graph: Path, final: Path) -> list[str]:

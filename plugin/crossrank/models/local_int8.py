@@ -4,8 +4,10 @@ A model exported with ``int8_on_load`` ships its float graph (weights stored as 
 behind a Cast to fp32, so the file is half the size and still runs as fp32). When it is
 loaded, the graph is quantised with the settings of this CPU's instruction set
 (``quantize.int8_settings``) and the result is kept in a cache keyed by the graph's checksum,
-the instruction set, the settings and the onnxruntime version; later loads open the cached
-graph. A machine with AVX-512 VNNI and one with AVX2 each get the kernels that pay on them.
+the instruction set, the settings (with the calibration maxima, where the instruction set's
+settings smooth activations first: models/smoothing.py) and the onnxruntime version; later
+loads open the cached graph. A machine with AVX-512 VNNI and one with AVX2 each get the
+kernels that pay on them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import onnxruntime as ort
 from crossrank.models.errors import ManifestError
 from crossrank.models.manifest import Manifest, Quantization
 from crossrank.models.quantize import int8_settings
+from crossrank.models.smoothing import Calibration
 
 log = logging.getLogger(__name__)
 CACHE_ENV = "CROSSRANK_CACHE_DIR"
@@ -39,10 +42,12 @@ def cache_root() -> Path:
 
 
 def local_settings(manifest: Manifest, isa: str | None = None) -> Quantization:
-    """The quantisation a model with ``int8_on_load`` gets on this CPU (or on ``isa``)."""
+    """The quantisation a model with ``int8_on_load`` gets on this CPU (or on ``isa``):
+    smoothed first only where the ISA's settings do and the model ships calibration maxima."""
     if manifest.int8_on_load is None:
         raise ValueError("the model has no int8_on_load")
-    return int8_settings(isa).model_copy(
+    calibrated = manifest.int8_on_load.calibration is not None
+    return int8_settings(isa, calibrated=calibrated).model_copy(
         update={"fp32_nodes": manifest.int8_on_load.fp32_nodes})
 
 
@@ -52,8 +57,13 @@ def local_int8_graph(directory: Path, manifest: Manifest, *, isa: str | None = N
     the settings it was made with."""
     settings = local_settings(manifest, isa)
     source_sha = manifest.checksums[manifest.model_file]
-    key = hashlib.sha256(f"{source_sha}|{settings.model_dump_json()}|{ort.__version__}"
-                         .encode()).hexdigest()[:20]
+    calibration_file = manifest.int8_on_load.calibration if manifest.int8_on_load else None
+    # the maxima smoothing used are part of what the graph is: a recalibrated model gets a
+    # graph of its own
+    calibration_sha = (manifest.checksums[calibration_file]
+                       if calibration_file and settings.smooth_alpha is not None else "")
+    key = hashlib.sha256(f"{source_sha}|{calibration_sha}|{settings.model_dump_json()}|"
+                         f"{ort.__version__}".encode()).hexdigest()[:20]
     target = (cache or cache_root()) / "int8" / f"{source_sha[:16]}-{settings.isa}-{key}.onnx"
     if target.is_file():
         return target, settings
@@ -67,7 +77,9 @@ def local_int8_graph(directory: Path, manifest: Manifest, *, isa: str | None = N
     try:
         from crossrank.models.quantize import quantize_graph
 
-        quantize_graph(float_graph, Path(staged), settings)
+        calibration = (Calibration.read(directory / calibration_file)
+                       if calibration_file and settings.smooth_alpha is not None else None)
+        quantize_graph(float_graph, Path(staged), settings, calibration)
         os.chmod(staged, 0o644)  # mkstemp's 0600 would hide it from other users of the cache
         os.replace(staged, target)
     finally:
@@ -131,3 +143,28 @@ def fp32_weights(model: Any) -> Any:
     del graph.node[:]
     graph.node.extend(keep)
     return model
+
+
+def calibrate_model_dir(directory: Path) -> Calibration:
+    """Measure and store the activation maxima of an ``int8_on_load`` cross-encoder exported
+    before export did this itself (``crossrank calibrate``): ``calibration.json`` beside the
+    graph, named in the manifest with its checksum. The graph is unchanged; CPUs whose int8
+    settings smooth quantise it smoothed from the next load on."""
+    from crossrank.models.manifest import sha256_file
+    from crossrank.models.smoothing import calibrate
+    from crossrank.models.tokenization import Tokenizer
+
+    manifest = Manifest.read(directory)
+    if manifest.int8_on_load is None or manifest.kind != "cross-encoder":
+        raise ManifestError(f"{directory}: calibration is for a cross-encoder exported with "
+                            "int8_on_load (its float graph is quantised where it is loaded)")
+    manifest.verify(directory)
+    calibration = calibrate(fp32_weights(_load(directory / manifest.model_file)),
+                            Tokenizer(directory / manifest.tokenizer_file),
+                            manifest.input_names, manifest.max_length)
+    name = calibration.write(directory)
+    manifest.model_copy(update={
+        "int8_on_load": manifest.int8_on_load.model_copy(update={"calibration": name}),
+        "checksums": {**manifest.checksums, name: sha256_file(directory / name)},
+    }).write(directory)
+    return calibration

@@ -76,6 +76,9 @@ class Quantization(_Strict):
     """The CPU instruction set the settings were chosen for (avx512_vnni, avx512, avx2, arm64)."""
     fp32_nodes: tuple[str, ...] = ()
     """MatMul nodes left in fp32 on purpose (``--int8-keep-fp32``), for accuracy."""
+    smooth_alpha: float | None = None
+    """Activation smoothing applied before quantising (models/smoothing.py), its migration
+    strength; None when the graph was quantised as it was."""
 
 
 class Int8OnLoad(_Strict):
@@ -84,6 +87,9 @@ class Int8OnLoad(_Strict):
 
     fp32_nodes: tuple[str, ...] = ()
     """MatMul nodes left in fp32, as ``Quantization.fp32_nodes``."""
+    calibration: str | None = None
+    """The file of activation maxima from sample pairs (``calibration.json``) that lets a CPU
+    whose int8 settings smooth do so; None: quantised without smoothing everywhere."""
 
 
 class Parity(_Strict):
@@ -189,6 +195,9 @@ class Manifest(_Strict):
         missing = {self.model_file, self.tokenizer_file} - set(self.checksums)
         if missing:
             raise ValueError(f"no checksum for {sorted(missing)}")
+        calibration = self.int8_on_load.calibration if self.int8_on_load else None
+        if calibration is not None and calibration not in self.checksums:
+            raise ValueError(f"no checksum for the calibration file {calibration!r}")
         if self.int8_on_load is not None and self.quantization is not None:
             raise ValueError("int8_on_load needs a float graph, but 'quantization' says the "
                              "graph is already int8")

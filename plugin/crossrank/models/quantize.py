@@ -9,10 +9,13 @@ from __future__ import annotations
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from crossrank.models.errors import ExportError
 from crossrank.models.manifest import Quantization
+
+if TYPE_CHECKING:
+    from crossrank.models.smoothing import Calibration
 
 _CPUINFO = Path("/proc/cpuinfo")
 ISAS = ("avx512_vnni", "avx512", "avx2", "arm64")
@@ -84,39 +87,63 @@ _OPERATORS = ("Conv", "MatMul", "Attention", "LSTM", "Gather", "Transpose",
               "EmbedLayerNormalization")
 
 
-def int8_settings(isa: str | None = None) -> Quantization:
+# Activation smoothing (models/smoothing.py) where it was measured to help: with 7-bit weights
+# on an AVX2 EPYC, alpha 0.7 raised int8's Spearman to fp32 from 0.982 to 0.991 on the scorer
+# benchmark's pairs and from 0.963 to 0.983 within reranking windows, at the same speed; 0.5
+# lowered it (benchmarks/bench_int8_options.py, docs/benchmarks.md). Not measured with VNNI's
+# full 8-bit weights or on ARM: those quantise the graph as it is.
+_SMOOTH_ALPHA_BY_ISA: dict[str, float | None] = {
+    "avx512_vnni": None, "avx512": 0.7, "avx2": 0.7, "arm64": None}
+
+
+def int8_settings(isa: str | None = None, *, calibrated: bool = True) -> Quantization:
     """The dynamic int8 settings for ``isa`` (default: this CPU's): weights int8 per channel,
-    7-bit where the ISA's kernel could saturate; activations uint8 everywhere. Tests ask this
+    7-bit where the ISA's kernel could saturate; activations uint8 everywhere; smoothed first
+    where that pays and the model has calibration maxima (``calibrated``). Tests ask this
     function, not a constant, because the answer depends on the machine."""
     isa = isa or cpu_isa()
     if isa not in _WEIGHTS_BY_ISA:
         raise ExportError(f"unknown instruction set {isa!r}; expected one of {', '.join(ISAS)}")
     weights, reduce_range = _WEIGHTS_BY_ISA[isa]
     return Quantization(weights=weights, activations="uint8", per_channel=True,
-                        reduce_range=reduce_range, isa=isa)
+                        reduce_range=reduce_range, isa=isa,
+                        smooth_alpha=_SMOOTH_ALPHA_BY_ISA[isa] if calibrated else None)
 
 
 def quantize_int8(source: Path, target: Path, isa: str | None = None,
-                  keep_fp32: Sequence[str] = ()) -> Quantization:
+                  keep_fp32: Sequence[str] = (),
+                  calibration: Calibration | None = None) -> Quantization:
     """Write a dynamically quantised copy of ``source`` (weights int8 per channel, activations
-    uint8 per batch) to ``target``, with the settings of ``int8_settings(isa)``. MatMul nodes
-    whose names contain one of ``keep_fp32`` stay fp32 (each pattern must match at least one).
+    uint8 per batch) to ``target``, with the settings of ``int8_settings(isa)``, smoothed first
+    where those say so and ``calibration`` is given. MatMul nodes whose names contain one of
+    ``keep_fp32`` stay fp32 (each pattern must match at least one).
 
     The quantiser is onnxruntime's ``quantize_dynamic``, because optimum's ORTQuantizer cannot
     type the fused contrib ops (Attention, SkipLayerNormalization) of an O2 graph.
     """
     kept = matmuls_named(source, keep_fp32)
-    settings = int8_settings(isa).model_copy(update={"fp32_nodes": kept})
-    quantize_graph(source, target, settings)
+    settings = int8_settings(isa, calibrated=calibration is not None).model_copy(
+        update={"fp32_nodes": kept})
+    quantize_graph(source, target, settings, calibration)
     return settings
 
 
-def quantize_graph(source: Path | Any, target: Path, settings: Quantization) -> None:
+def quantize_graph(source: Path | Any, target: Path, settings: Quantization,
+                   calibration: Calibration | None = None) -> None:
     """``source`` (a path or an ``onnx.ModelProto`` with fp32 weights) quantised by
-    onnxruntime's ``quantize_dynamic`` with ``settings``, written to ``target``."""
+    onnxruntime's ``quantize_dynamic`` with ``settings``, written to ``target``; smoothed
+    first with ``calibration`` when ``settings.smooth_alpha`` is set."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if settings.smooth_alpha is not None:
+        if calibration is None:
+            raise ExportError("the int8 settings smooth activations, but no calibration was "
+                              "given")
+        from crossrank.models.smoothing import smooth
+
+        model = source if not isinstance(source, Path) else onnx.load(str(source))
+        source = smooth(model, calibration, settings.smooth_alpha)
     quantize_dynamic(
         source, target,
         nodes_to_exclude=list(settings.fp32_nodes),
