@@ -117,12 +117,14 @@ PROXY_CORE, LOAD_CORE = "0", "1"
 # A sample's group: the innermost frame whose file path contains one of these (checked in
 # order); "other" when none does.
 PROFILE_GROUPS = (
-    ("aiohttp (client to OpenSearch)", ("/aiohttp/", "/yarl/", "/multidict/")),
-    ("uvicorn + httptools (server)", ("/uvicorn/", "/httptools/")),
-    ("prometheus_client (metrics)", ("/prometheus_client/",)),
-    ("logging (access log)", ("/logging/", "/orjson")),
-    ("crossrank", ("/crossrank/",)),
-    ("event loop (asyncio, uvloop)", ("/asyncio/", "/uvloop/")),
+    ("aiohttp (client to OpenSearch)", ("aiohttp/", "yarl/", "multidict/")),
+    ("uvicorn + httptools (server)", ("uvicorn/", "httptools/")),
+    ("prometheus_client (metrics)", ("prometheus_client/",)),
+    ("logging (access log)", ("logging/", "orjson")),
+    # without --native, C code called straight from crossrank's lines lands here too: the
+    # event loop's run under server.py's uvicorn.run, aiohttp's request call in upstream.py
+    ("crossrank's frames (and C code they call directly)", ("crossrank/",)),
+    ("event loop (asyncio, uvloop)", ("asyncio/", "uvloop/")),
 )
 
 
@@ -137,8 +139,10 @@ def profile_groups(raw: str) -> list[tuple[str, float]]:
         frames = stack.split(";")
         group = "other"
         for frame in reversed(frames):  # innermost first
+            # py-spy writes "function (path/to/file.py:line)", paths absolute or shortened
             found = next((name for name, marks in PROFILE_GROUPS
-                          if any(mark in frame for mark in marks)), None)
+                          if any(f"({mark}" in frame or f"/{mark}" in frame
+                                 for mark in marks)), None)
             if found:
                 group = found
                 break
