@@ -157,7 +157,8 @@ def test_an_isa_smooths_only_where_its_settings_say_and_the_model_is_calibrated(
 
 
 def test_calibrate_adds_maxima_to_an_older_export_and_gets_a_graph_of_its_own(
-        on_load_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        on_load_dir: Path, model_factory: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
     from crossrank.models.errors import ManifestError
@@ -182,7 +183,7 @@ def test_calibrate_adds_maxima_to_an_older_export_and_gets_a_graph_of_its_own(
     cached = sorted((tmp_path / "cache" / "int8").glob("*.onnx"))
     assert len(cached) == (2 if int8_settings(cpu_isa()).smooth_alpha is not None else 1)
     with pytest.raises(ManifestError, match="int8_on_load"):
-        calibrate_model_dir(Path(__file__).parents[2] / "onnx_models" / "minilm-l6-embedder")
+        calibrate_model_dir(model_factory.exported("bert-64"))  # a plain fp32 export
 
 
 def test_manifest_refuses_a_calibration_file_without_its_checksum(on_load_dir: Path) -> None:

@@ -71,6 +71,10 @@ def trim_last_layer(model: Any) -> bool:
         if quantize is None or quantize.op_type != "DynamicQuantizeLinear":
             return False
         full_rows.insert(0, quantize.input[0])
+        smoothing = producers.get(quantize.input[0])  # models/smoothing.py's Mul before it
+        if (smoothing is not None and smoothing.op_type == "Mul"
+                and smoothing.name.startswith("crossrank/smooth")):
+            full_rows.insert(0, smoothing.input[0])
     keys_values = (f"{prefix}attention/self/key/", f"{prefix}attention/self/value/")
     consumers = [node for node in graph.node
                  if node.name.startswith(prefix) and not node.name.startswith(keys_values)
@@ -97,7 +101,9 @@ def trim_last_layer(model: Any) -> bool:
         onnx.numpy_helper.from_array(np.array([2], dtype=np.int64), f"{bounds}/axis_queries"),
     ])
     # rows of the layer input: axis 1; the mask's query axis: axis 2 (a no-op when it is 1)
-    cuts = {name: "axis_rows" for name in full_rows} | {name: "axis_queries" for name in masks}
+    read = {name for node in consumers for name in node.input}
+    cuts = ({name: "axis_rows" for name in full_rows if name in read}
+            | {name: "axis_queries" for name in masks})
     sliced = {name: f"{name}/crossrank_first_row" for name in cuts}
     for node in [*consumers, *score_adds]:
         for position, name in enumerate(node.input):
