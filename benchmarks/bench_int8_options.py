@@ -134,17 +134,28 @@ def contenders(fp32_graph: Path, calibration_feeds: list[dict[str, np.ndarray]]
         quantizer.model.save_model_to_file(str(target), False)
 
     bits = "7-bit" if here.reduce_range else "8-bit"
+    other_bits = "8-bit" if here.reduce_range else "7-bit"
     shipped = (f"dynamic, this CPU's settings ({bits} weights, smoothing alpha "
                f"{here.smooth_alpha}; what int8_on_load makes)")
+    # the other choice of smoothing, and the other weight width, against this CPU's settings
+    other_smoothing = (
+        (f"dynamic, {bits} weights, not smoothed", ("dynamic-plain", dynamic(plain)))
+        if here.smooth_alpha is not None else
+        (f"dynamic, {bits} weights, smoothing alpha 0.7", (
+            "dynamic-smooth-0.7", dynamic(here.model_copy(update={"smooth_alpha": 0.7})))))
     return {
         shipped: (SHIPPED, dynamic(here)),
-        f"dynamic, {bits} weights, not smoothed (before)": ("dynamic-plain", dynamic(plain)),
-        "dynamic, full 8-bit weights, not smoothed": (
-            "dynamic-8bit", dynamic(plain.model_copy(update={"reduce_range": False}))),
+        other_smoothing[0]: other_smoothing[1],
+        f"dynamic, {other_bits} weights, not smoothed": (
+            f"dynamic-{other_bits}", dynamic(plain.model_copy(
+                update={"reduce_range": not here.reduce_range}))),
+        f"dynamic, {other_bits} weights, smoothing alpha 0.7": (
+            f"dynamic-{other_bits}-smooth-0.7", dynamic(plain.model_copy(
+                update={"reduce_range": not here.reduce_range, "smooth_alpha": 0.7}))),
         "static QDQ, MinMax calibration": ("static-minmax", static(CalibrationMethod.MinMax, {})),
         "static QDQ, 99.99th percentile calibration": (
             "static-percentile", static(CalibrationMethod.Percentile, {"CalibPercentile": 99.99})),
-        "dynamic, smoothing alpha 0.5": (
+        f"dynamic, {bits} weights, smoothing alpha 0.5": (
             "dynamic-smooth-0.5", dynamic(here.model_copy(update={"smooth_alpha": 0.5}))),
         "block-wise 8-bit weights, int8 compute (MatMulNBits, block 32)": (
             "blockwise-8bit", blockwise_8bit),
@@ -211,8 +222,8 @@ def main() -> None:
     models: dict[str, CrossEncoder] = {}
     skipped: dict[str, str] = {}
     for name, (slug, make) in contenders(fp32_graph, calibration).items():
-        # one directory per graph, made once per fp32 export and onnxruntime version
-        directory = work / ort.__version__ / slug
+        # one directory per graph, made once per fp32 export, onnxruntime version and ISA
+        directory = work / ort.__version__ / int8_settings().isa / slug
         if not (directory / "model.onnx").is_file():
             shutil.copytree(fp32_dir, directory, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("model.onnx"))
@@ -265,7 +276,7 @@ def main() -> None:
 
     profile_feeds = encode(fp32, [p for w in train_windows[:2] for p in w])
     fp32_profile = op_profile(fp32_graph, profile_feeds)
-    int8_graph = work / ort.__version__ / SHIPPED / "model.onnx"
+    int8_graph = work / ort.__version__ / int8_settings().isa / SHIPPED / "model.onnx"
     int8_profile = op_profile(int8_graph, profile_feeds)
     # in the int8 graph the only MatMuls left are attention's two products of activations
     attention_us = int8_profile["MatMul"]

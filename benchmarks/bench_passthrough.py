@@ -1,12 +1,14 @@
 """Pass-through overhead: the same requests sent to OpenSearch directly, through crossrank, and
 through the front-proxy recipe (nginx from `crossrank front-config`, which sends non-search
-traffic straight to OpenSearch).
+traffic straight to OpenSearch), and through two baselines (benchmarks/passthrough_floors.py): a
+TCP relay on uvloop (the least a Python process in the path costs) and uvicorn + aiohttp with an
+app that only forwards (the two HTTP libraries crossrank serves with, without crossrank's code).
 
 Load comes from wrk (a separate process, loopback only, bounded by duration). The proxy runs as
-`crossrank serve` in its own process, as in production, pinned to core 0 with nginx; wrk and
-OpenSearch are pinned to core 1. The proxy's own CPU time (user + system, from /proc) divided
-by the requests wrk completed gives its CPU cost per request. All targets are measured in the
-same run, alternately, and the report gives ratios.
+`crossrank serve` in its own process, as in production, pinned to core 0 with nginx and the
+baselines; wrk and OpenSearch are pinned to core 1. The proxy's own CPU time (user + system,
+from /proc) divided by the requests wrk completed gives its CPU cost per request (the same for
+each baseline). All targets are measured in the same run, alternately; the report gives ratios.
 
     .venv/bin/python benchmarks/bench_passthrough.py [--duration 10] [--connections 1,8] \
         [--profile 10]
@@ -196,11 +198,20 @@ def main() -> None:
         env={**os.environ, "CROSSRANK_ADMIN_TOKEN": "bench-admin-token-0123"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxy_url = f"http://127.0.0.1:{proxy_port}"
+    # the baselines (benchmarks/passthrough_floors.py), on the proxy's core
+    floors = {kind: (free_port(), kind) for kind in ("relay", "stacks")}
+    floor_procs = {kind: subprocess.Popen(
+        ["taskset", "-c", PROXY_CORE, sys.executable, str(REPO / "benchmarks" /
+                                                          "passthrough_floors.py"),
+         kind, "--port", str(port), "--upstream", node.url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for kind, (port, _) in floors.items()}
     front = FrontNginx(home / "nginx", FrontTargets(
         str(free_port()), (f"127.0.0.1:{proxy_port}",), (f"127.0.0.1:{node.port}",)),
         cores=PROXY_CORE)
     try:
         wait(proxy_url + "/_crossrank/health")
+        for port, _ in floors.values():
+            wait(f"http://127.0.0.1:{port}/")
         front.start()
         httpx.put(f"{node.url}/bench", json={"settings": {"number_of_replicas": 0}})
         for i in range(200):
@@ -209,32 +220,40 @@ def main() -> None:
         httpx.post(f"{node.url}/bench/_refresh")
         script = home / "search.lua"
         script.write_text(SEARCH_LUA)
-        print("| request | connections | direct p50 ms | proxy p50 ms | front p50 ms | "
-              "direct req/s | proxy req/s | front req/s | proxy/direct | front/direct | "
-              "proxy CPU µs/req |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("| request | connections | direct req/s | relay req/s | stacks req/s | "
+              "crossrank req/s | front req/s | crossrank / direct | front / direct | "
+              "CPU µs/req: relay | stacks | crossrank | crossrank p50 ms |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        watched = {"relay": floor_procs["relay"].pid, "stacks": floor_procs["stacks"].pid,
+                   "proxy": proxy.pid}
         for name, path, lua in (("GET doc", "/bench/_doc/7", None),
                                 ("POST _search", "/bench/_search", script)):
             for connections in (int(c) for c in args.connections.split(",")):
-                targets = {"direct": node.url, "proxy": proxy_url, "front": front.url}
+                targets = {"direct": node.url, "proxy": proxy_url, "front": front.url,
+                           **{kind: f"http://127.0.0.1:{port}" for kind, (port, _)
+                              in floors.items()}}
                 rows: dict[str, list[dict[str, float]]] = {k: [] for k in targets}
                 for url in targets.values():  # warm every path
                     run_wrk(url + path, connections, 2, lua)
                 for _ in range(args.rounds):  # alternate to spread drift over all
                     for key, url in targets.items():
-                        watch = proxy.pid if key == "proxy" else None
                         rows[key].append(run_wrk(url + path, connections, args.duration, lua,
-                                                 watch))
-                d, p, f = (median(rows[k]) for k in ("direct", "proxy", "front"))
-                print(f"| {name} | {connections} | {d['p50_ms']:.2f} | {p['p50_ms']:.2f} | "
-                      f"{f['p50_ms']:.2f} | {d['rps']:.0f} | {p['rps']:.0f} | {f['rps']:.0f} | "
+                                                 watched.get(key)))
+                d, p, f, r, st = (median(rows[k])
+                                  for k in ("direct", "proxy", "front", "relay", "stacks"))
+                print(f"| {name} | {connections} | {d['rps']:.0f} | {r['rps']:.0f} | "
+                      f"{st['rps']:.0f} | {p['rps']:.0f} | {f['rps']:.0f} | "
                       f"{p['rps'] / d['rps']:.2f} | {f['rps'] / d['rps']:.2f} | "
-                      f"{p['cpu_us']:.0f} |")
+                      f"{r['cpu_us']:.0f} | {st['cpu_us']:.0f} | {p['cpu_us']:.0f} | "
+                      f"{p['p50_ms']:.2f} |", flush=True)
         if args.profile:
             print()
             print(profile_proxy(proxy.pid, proxy_url + "/bench/_doc/7", args.profile, home))
     finally:
         front.stop()
+        for process in floor_procs.values():
+            process.terminate()
+            process.wait(timeout=30)
         proxy.terminate()
         proxy.wait(timeout=30)
         node.stop()

@@ -87,13 +87,17 @@ _OPERATORS = ("Conv", "MatMul", "Attention", "LSTM", "Gather", "Transpose",
               "EmbedLayerNormalization")
 
 
-# Activation smoothing (models/smoothing.py) where it was measured to help: with 7-bit weights
-# on an AVX2 EPYC, alpha 0.7 raised int8's Spearman to fp32 from 0.982 to 0.991 on the scorer
-# benchmark's pairs and from 0.963 to 0.983 within reranking windows, at the same speed; 0.5
-# lowered it (benchmarks/bench_int8_options.py, docs/benchmarks.md). Not measured with VNNI's
-# full 8-bit weights or on ARM: those quantise the graph as it is.
+# Activation smoothing (models/smoothing.py) where it was measured to help, with the strength
+# chosen on reranking windows of SciFact *training* claims (benchmarks/bench_int8_options.py,
+# docs/benchmarks.md). 7-bit weights, on an AVX2 EPYC: alpha 0.7 raised int8's Spearman to
+# fp32 from 0.982 to 0.993 on the scorer benchmark's pairs and from 0.963 to 0.983 within
+# windows, at the same speed; 0.5 lowered it. Full 8-bit weights with VNNI, on a Zen 4 EPYC:
+# alpha 0.75 had the best mean over 24 training windows (0.974 -> 0.988; 0.7 and 0.8 within
+# 0.0015 of it) and raised the benchmark pairs' Spearman from 0.981 to 0.992, at 2-3% of the
+# speed. AVX-512 without VNNI shares AVX2's 7-bit weights and kernels' numerics. ARM is not
+# measured: it quantises the graph as it is.
 _SMOOTH_ALPHA_BY_ISA: dict[str, float | None] = {
-    "avx512_vnni": None, "avx512": 0.7, "avx2": 0.7, "arm64": None}
+    "avx512_vnni": 0.75, "avx512": 0.7, "avx2": 0.7, "arm64": None}
 
 
 def int8_settings(isa: str | None = None, *, calibrated: bool = True) -> Quantization:
