@@ -218,12 +218,12 @@ def main() -> None:
     calibration = encode(fp32, [p for w in windows(8, 8, seed=7, skip=8) for p in w],
                          padded=True)
 
-    work = args.work_dir / tag / "int8-options"
+    # one directory per graph, made once per fp32 export, onnxruntime version and ISA
+    work = args.work_dir / tag / "int8-options" / ort.__version__ / int8_settings().isa
     models: dict[str, CrossEncoder] = {}
     skipped: dict[str, str] = {}
     for name, (slug, make) in contenders(fp32_graph, calibration).items():
-        # one directory per graph, made once per fp32 export, onnxruntime version and ISA
-        directory = work / ort.__version__ / int8_settings().isa / slug
+        directory = work / slug
         if not (directory / "model.onnx").is_file():
             shutil.copytree(fp32_dir, directory, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("model.onnx"))
@@ -276,7 +276,7 @@ def main() -> None:
 
     profile_feeds = encode(fp32, [p for w in train_windows[:2] for p in w])
     fp32_profile = op_profile(fp32_graph, profile_feeds)
-    int8_graph = work / ort.__version__ / int8_settings().isa / SHIPPED / "model.onnx"
+    int8_graph = work / SHIPPED / "model.onnx"
     int8_profile = op_profile(int8_graph, profile_feeds)
     # in the int8 graph the only MatMuls left are attention's two products of activations
     attention_us = int8_profile["MatMul"]

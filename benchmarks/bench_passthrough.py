@@ -199,18 +199,18 @@ def main() -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxy_url = f"http://127.0.0.1:{proxy_port}"
     # the baselines (benchmarks/passthrough_floors.py), on the proxy's core
-    floors = {kind: (free_port(), kind) for kind in ("relay", "stacks")}
+    floors = {kind: free_port() for kind in ("relay", "stacks")}
     floor_procs = {kind: subprocess.Popen(
         ["taskset", "-c", PROXY_CORE, sys.executable, str(REPO / "benchmarks" /
                                                           "passthrough_floors.py"),
          kind, "--port", str(port), "--upstream", node.url],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for kind, (port, _) in floors.items()}
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for kind, port in floors.items()}
     front = FrontNginx(home / "nginx", FrontTargets(
         str(free_port()), (f"127.0.0.1:{proxy_port}",), (f"127.0.0.1:{node.port}",)),
         cores=PROXY_CORE)
     try:
         wait(proxy_url + "/_crossrank/health")
-        for port, _ in floors.values():
+        for port in floors.values():
             wait(f"http://127.0.0.1:{port}/")
         front.start()
         httpx.put(f"{node.url}/bench", json={"settings": {"number_of_replicas": 0}})
@@ -224,14 +224,12 @@ def main() -> None:
               "crossrank req/s | front req/s | crossrank / direct | front / direct | "
               "CPU µs/req: relay | stacks | crossrank | crossrank p50 ms |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        watched = {"relay": floor_procs["relay"].pid, "stacks": floor_procs["stacks"].pid,
-                   "proxy": proxy.pid}
+        watched = {"proxy": proxy.pid, **{kind: p.pid for kind, p in floor_procs.items()}}
         for name, path, lua in (("GET doc", "/bench/_doc/7", None),
                                 ("POST _search", "/bench/_search", script)):
             for connections in (int(c) for c in args.connections.split(",")):
                 targets = {"direct": node.url, "proxy": proxy_url, "front": front.url,
-                           **{kind: f"http://127.0.0.1:{port}" for kind, (port, _)
-                              in floors.items()}}
+                           **{kind: f"http://127.0.0.1:{port}" for kind, port in floors.items()}}
                 rows: dict[str, list[dict[str, float]]] = {k: [] for k in targets}
                 for url in targets.values():  # warm every path
                     run_wrk(url + path, connections, 2, lua)
