@@ -5,8 +5,10 @@ The same fp32 export as `bench_scorer.py` (the cut last layer, no ORT fusions) i
 several ways: dynamic int8 as `int8_on_load` makes it here (crossrank's own `quantize_graph`),
 the same without its activation smoothing (models/smoothing.py) or with another strength,
 dynamic with full 8-bit weights, static QDQ calibrated on SciFact training pairs (MinMax and
-99.99th percentile), and block-wise 8-bit weights with int8 compute (MatMulNBits, accuracy
-level 4; needs `pip install onnx-ir`).
+99.99th percentile), dynamic with attention's two products of activations quantised too, with
+each layer's Q, K and V products packed into one (one activation quantisation instead of three),
+after ORT's MultiHeadAttention fusion, and block-wise 8-bit weights with int8 compute
+(MatMulNBits, accuracy level 4; needs `pip install onnx-ir`).
 
 Agreement is measured on two sets: the 100 (claim, relevant abstract) pairs of `bench_scorer.py`
 (the issue's measure: one score per claim, all relevant, so the scores are close together), and
@@ -93,9 +95,10 @@ class _Feeds:
         return next(self._feeds, None)
 
 
-def contenders(fp32_graph: Path, calibration_feeds: list[dict[str, np.ndarray]]
-               ) -> dict[str, tuple[str, Callable[[Path], None]]]:
-    """Name -> (directory name, a function writing that int8 graph to its argument)."""
+def contenders(fp32_graph: Path, calibration_feeds: list[dict[str, np.ndarray]],
+               config: dict[str, Any]) -> dict[str, tuple[str, Callable[[Path], None]]]:
+    """Name -> (directory name, a function writing that int8 graph to its argument);
+    ``config`` is the source model's config.json."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -110,10 +113,34 @@ def contenders(fp32_graph: Path, calibration_feeds: list[dict[str, np.ndarray]]
     tokenizer = Tokenizer(fp32_graph.parent / "tokenizer.json")
     calibration = calibrate(model, tokenizer, [i.name for i in model.graph.input], MAX_LENGTH)
 
-    def dynamic(settings: Quantization) -> Callable[[Path], None]:
+    def dynamic(settings: Quantization, extra: dict[str, Any] | None = None
+                ) -> Callable[[Path], None]:
         def make(target: Path) -> None:
-            quantize_graph(fp32_graph, target, settings, calibration)
+            quantize_graph(fp32_graph, target, settings, calibration, extra)
         return make
+
+    def qkv_packed(target: Path) -> None:
+        # one activation quantisation and one wider product per layer instead of three
+        quantize_graph(pack_qkv(onnx.load(str(fp32_graph))), target, here, calibration)
+
+    def multi_head_attention(target: Path) -> None:
+        # ORT's fused attention kernel (fp32) between int8 projections; the fused graph's
+        # tensor names are its own, so its maxima are measured on it
+        from onnxruntime.transformers.fusion_options import FusionOptions
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        options = FusionOptions("bert")
+        options.use_multi_head_attention = True
+        options.enable_embed_layer_norm = False  # the quantiser cannot type it
+        fused = optimize_model(str(fp32_graph), model_type="bert",
+                               num_heads=config["num_attention_heads"],
+                               hidden_size=config["hidden_size"],
+                               optimization_options=options, opt_level=0).model
+        if not any(entry.domain == "com.microsoft" for entry in fused.opset_import):
+            fused.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+        fused_calibration = calibrate(fused, tokenizer, [i.name for i in fused.graph.input],
+                                      MAX_LENGTH)
+        quantize_graph(fused, target, here, fused_calibration)
 
     def static(method: Any, extra: dict[str, Any]) -> Callable[[Path], None]:
         def make(target: Path) -> None:
@@ -157,9 +184,59 @@ def contenders(fp32_graph: Path, calibration_feeds: list[dict[str, np.ndarray]]
             "static-percentile", static(CalibrationMethod.Percentile, {"CalibPercentile": 99.99})),
         f"dynamic, {bits} weights, smoothing alpha 0.5": (
             "dynamic-smooth-0.5", dynamic(here.model_copy(update={"smooth_alpha": 0.5}))),
+        "dynamic, this CPU's settings, attention's two products int8 too": (
+            "dynamic-attention-int8", dynamic(here, {"MatMulConstBOnly": False})),
+        "dynamic, this CPU's settings, each layer's Q, K and V products packed into one": (
+            "dynamic-qkv-packed", qkv_packed),
+        "dynamic, this CPU's settings, ORT's MultiHeadAttention fusion": (
+            "dynamic-multi-head-attention", multi_head_attention),
         "block-wise 8-bit weights, int8 compute (MatMulNBits, block 32)": (
             "blockwise-8bit", blockwise_8bit),
     }
+
+
+def pack_qkv(model: Any) -> Any:
+    """``model`` with each input that feeds three weight products, each followed by a bias
+    Add (a layer's query, key and value), computed by one product of the concatenated
+    weights, one Add and a Split into the three original outputs."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    readers: dict[str, list[Any]] = collections.defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            readers[name].append(node)
+    by_input: dict[str, list[Any]] = collections.defaultdict(list)
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.input[1] in weights:
+            by_input[node.input[0]].append(node)
+    replaced: dict[int, list[Any]] = {}
+    removed: set[int] = set()
+    for source, products in by_input.items():
+        adds = [readers[p.output[0]][0] for p in products if len(readers[p.output[0]]) == 1]
+        biases = [[b for b in a.input if b in weights] for a in adds if a.op_type == "Add"]
+        if len(products) != 3 or len(biases) != 3 or any(len(b) != 1 for b in biases):
+            continue
+        prefix = f"crossrank/qkv{len(replaced)}"
+        parts = [numpy_helper.to_array(weights[p.input[1]]) for p in products]
+        graph.initializer.extend([
+            numpy_helper.from_array(np.concatenate(parts, axis=1), f"{prefix}/weight"),
+            numpy_helper.from_array(np.concatenate(
+                [numpy_helper.to_array(weights[b[0]]) for b in biases]), f"{prefix}/bias"),
+            numpy_helper.from_array(np.array([w.shape[1] for w in parts], np.int64),
+                                    f"{prefix}/split")])
+        replaced[id(products[0])] = [
+            helper.make_node("MatMul", [source, f"{prefix}/weight"], [f"{prefix}/product"]),
+            helper.make_node("Add", [f"{prefix}/product", f"{prefix}/bias"], [f"{prefix}/sum"]),
+            helper.make_node("Split", [f"{prefix}/sum", f"{prefix}/split"],
+                             [a.output[0] for a in adds], axis=-1)]
+        removed.update(id(node) for node in products + adds)
+    nodes = [new for node in graph.node
+             for new in replaced.get(id(node), []) + ([] if id(node) in removed else [node])]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
 
 
 def op_profile(graph: Path, feeds: list[dict[str, np.ndarray]]) -> collections.Counter[str]:
@@ -222,7 +299,8 @@ def main() -> None:
     work = args.work_dir / tag / "int8-options" / ort.__version__ / int8_settings().isa
     models: dict[str, CrossEncoder] = {}
     skipped: dict[str, str] = {}
-    for name, (slug, make) in contenders(fp32_graph, calibration).items():
+    for name, (slug, make) in contenders(
+            fp32_graph, calibration, json.loads((args.source / "config.json").read_text())).items():
         directory = work / slug
         if not (directory / "model.onnx").is_file():
             shutil.copytree(fp32_dir, directory, dirs_exist_ok=True,

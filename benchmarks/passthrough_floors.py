@@ -76,7 +76,12 @@ def stacks_app(upstream: str) -> Any:
     import aiohttp
     import yarl
 
-    hop_by_hop = {b"connection", b"keep-alive", b"transfer-encoding", b"host"}
+    from crossrank.proxy.passthrough import response_headers
+    from crossrank.proxy.upstream import HOP_BY_HOP
+
+    # the headers crossrank drops each way: connection-level ones, and the request's
+    # Content-Length (aiohttp sets it from the body it sends)
+    dropped = {name.encode("latin-1") for name in HOP_BY_HOP}
     session: aiohttp.ClientSession | None = None
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -98,14 +103,13 @@ def stacks_app(upstream: str) -> Any:
         path = scope["raw_path"] + (b"?" + scope["query_string"] if scope["query_string"]
                                     else b"")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
-                   if k not in hop_by_hop]
+                   if k not in dropped]
         url = yarl.URL(upstream + path.decode("latin-1"), encoded=True)
         async with session.request(scope["method"], url, headers=headers,
                                    data=body or None) as response:
             content = await response.read()
             await send({"type": "http.response.start", "status": response.status,
-                        "headers": [(k, v) for k, v in response.raw_headers
-                                    if k.lower() not in hop_by_hop]})
+                        "headers": response_headers(response.raw_headers)})
             await send({"type": "http.response.body", "body": content})
 
     return app

@@ -7,7 +7,7 @@ Needs onnx and onnxruntime's quantiser, not torch or optimum.
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -133,10 +133,12 @@ def quantize_int8(source: Path, target: Path, isa: str | None = None,
 
 
 def quantize_graph(source: Path | Any, target: Path, settings: Quantization,
-                   calibration: Calibration | None = None) -> None:
+                   calibration: Calibration | None = None,
+                   extra_options: Mapping[str, Any] | None = None) -> None:
     """``source`` (a path or an ``onnx.ModelProto`` with fp32 weights) quantised by
     onnxruntime's ``quantize_dynamic`` with ``settings``, written to ``target``; smoothed
-    first with ``calibration`` when ``settings.smooth_alpha`` is set."""
+    first with ``calibration`` when ``settings.smooth_alpha`` is set. ``extra_options`` are
+    more of ``quantize_dynamic``'s (benchmarks compare them; serving passes none)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -156,7 +158,7 @@ def quantize_graph(source: Path | Any, target: Path, settings: Quantization,
         reduce_range=settings.reduce_range,
         weight_type=QuantType.QInt8 if settings.weights == "int8" else QuantType.QUInt8,
         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
-                       "DefaultTensorType": onnx.TensorProto.FLOAT},
+                       "DefaultTensorType": onnx.TensorProto.FLOAT, **(extra_options or {})},
     )
 
 
