@@ -1,8 +1,9 @@
 """Pass-through overhead: the same requests sent to OpenSearch directly, through crossrank, and
 through the front-proxy recipe (nginx from `crossrank front-config`, which sends non-search
-traffic straight to OpenSearch), and through two baselines (benchmarks/passthrough_floors.py): a
-TCP relay on uvloop (the least a Python process in the path costs) and uvicorn + aiohttp with an
-app that only forwards (the two HTTP libraries crossrank serves with, without crossrank's code).
+traffic straight to OpenSearch), and through the baselines of benchmarks/passthrough_floors.py:
+a TCP relay on uvloop (the least a Python process in the path costs), uvicorn + aiohttp with an
+app that only forwards (the two HTTP libraries crossrank serves with, without crossrank's code)
+and, when granian is installed, crossrank's own app served by granian instead of uvicorn.
 
 Load comes from wrk (a separate process, loopback only, bounded by duration). The proxy runs as
 `crossrank serve` in its own process, as in production, pinned to core 0 with nginx and the
@@ -21,6 +22,7 @@ of the first library named in PROFILE_GROUPS (the code that was running, not its
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -81,9 +83,13 @@ def parse_wrk(out: str) -> dict[str, float]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its threads so far."""
+    """User + system CPU time so far of a process, its threads and its child processes
+    (granian serves from a worker process of its own)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    return own + sum(cpu_seconds(child) for child in children)
 
 
 def run_wrk(url: str, connections: int, duration: int, script: Path | None,
@@ -199,11 +205,14 @@ def main() -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxy_url = f"http://127.0.0.1:{proxy_port}"
     # the baselines (benchmarks/passthrough_floors.py), on the proxy's core
-    floors = {kind: free_port() for kind in ("relay", "stacks")}
+    kinds = ("relay", "stacks") + (("granian",) if importlib.util.find_spec("granian") else ())
+    floors = {kind: free_port() for kind in kinds}
     floor_procs = {kind: subprocess.Popen(
         ["taskset", "-c", PROXY_CORE, sys.executable, str(REPO / "benchmarks" /
                                                           "passthrough_floors.py"),
          kind, "--port", str(port), "--upstream", node.url],
+        env={**os.environ, "CROSSRANK_ADMIN_TOKEN": "bench-admin-token-0123",
+             "CROSSRANK_MODELS_DIR": str(home / "no-models")},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for kind, port in floors.items()}
     front = FrontNginx(home / "nginx", FrontTargets(
         str(free_port()), (f"127.0.0.1:{proxy_port}",), (f"127.0.0.1:{node.port}",)),
@@ -221,9 +230,10 @@ def main() -> None:
         script = home / "search.lua"
         script.write_text(SEARCH_LUA)
         print("| request | connections | direct req/s | relay req/s | stacks req/s | "
-              "crossrank req/s | front req/s | crossrank / direct | front / direct | "
-              "CPU µs/req: relay | stacks | crossrank | crossrank p50 ms |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "crossrank req/s | crossrank on granian req/s | front req/s | "
+              "crossrank / direct | front / direct | CPU µs/req: relay | stacks | crossrank | "
+              "crossrank on granian | crossrank p50 ms |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         watched = {"proxy": proxy.pid, **{kind: p.pid for kind, p in floor_procs.items()}}
         for name, path, lua in (("GET doc", "/bench/_doc/7", None),
                                 ("POST _search", "/bench/_search", script)):
@@ -239,11 +249,13 @@ def main() -> None:
                                                  watched.get(key)))
                 d, p, f, r, st = (median(rows[k])
                                   for k in ("direct", "proxy", "front", "relay", "stacks"))
+                g = median(rows["granian"]) if rows.get("granian") else None
+                g_rps, g_cpu = (f"{g['rps']:.0f}", f"{g['cpu_us']:.0f}") if g else ("n/a",) * 2
                 print(f"| {name} | {connections} | {d['rps']:.0f} | {r['rps']:.0f} | "
-                      f"{st['rps']:.0f} | {p['rps']:.0f} | {f['rps']:.0f} | "
+                      f"{st['rps']:.0f} | {p['rps']:.0f} | {g_rps} | {f['rps']:.0f} | "
                       f"{p['rps'] / d['rps']:.2f} | {f['rps'] / d['rps']:.2f} | "
                       f"{r['cpu_us']:.0f} | {st['cpu_us']:.0f} | {p['cpu_us']:.0f} | "
-                      f"{p['p50_ms']:.2f} |", flush=True)
+                      f"{g_cpu} | {p['p50_ms']:.2f} |", flush=True)
         if args.profile:
             print()
             print(profile_proxy(proxy.pid, proxy_url + "/bench/_doc/7", args.profile, home))

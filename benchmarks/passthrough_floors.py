@@ -1,5 +1,5 @@
-"""Two baselines for `bench_passthrough.py`: what a Python process in the request path costs on
-this machine before any of crossrank's own work.
+"""Baselines for `bench_passthrough.py`: what a Python process in the request path costs on
+this machine before any of crossrank's own work, and crossrank under another server loop.
 
 - ``relay``: a TCP relay on uvloop. Each client connection gets one connection to OpenSearch
   and bytes are copied both ways as they arrive: no HTTP parsing, no copies beyond the socket
@@ -7,16 +7,24 @@ this machine before any of crossrank's own work.
 - ``stacks``: the two HTTP libraries crossrank serves with (uvicorn on uvloop + httptools, one
   aiohttp client session) and an ASGI app that only forwards method, path, headers and body
   and sends the answer back. The difference to crossrank's own figure is crossrank's code.
+- ``granian``: crossrank's own app, built as `crossrank serve` builds it, served by granian (a
+  server loop written in Rust, one worker process, single-threaded runtime) instead of uvicorn:
+  what a faster server loop would save.
 
 Benchmark baselines only, not a way to run crossrank:
 
-    python benchmarks/passthrough_floors.py relay|stacks --port P --upstream http://127.0.0.1:9200
+    python benchmarks/passthrough_floors.py relay|stacks|granian --port P \
+        --upstream http://127.0.0.1:9200
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -115,9 +123,35 @@ def stacks_app(upstream: str) -> Any:
     return app
 
 
+def crossrank_app() -> Any:
+    """crossrank's app as `crossrank serve` builds it (settings from the environment, models
+    from $CROSSRANK_MODELS_DIR), for granian's worker to import."""
+    from crossrank.config import Settings
+    from crossrank.proxy import access_log
+    from crossrank.server import build_app
+
+    access_log.configure(logging.INFO)
+    return build_app(Settings.from_sources(None), Path(os.environ["CROSSRANK_MODELS_DIR"]))
+
+
+def serve_on_granian(port: int, upstream: str) -> None:
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
+    from granian.log import LogLevels
+
+    os.environ["CROSSRANK_UPSTREAM_URL"] = upstream
+    here = str(Path(__file__).resolve().parent)
+    # granian's worker is a new process: it imports this module by name
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (here, os.environ.get("PYTHONPATH"))))
+    sys.path.insert(0, here)
+    Granian("passthrough_floors:crossrank_app", address="127.0.0.1", port=port,
+            interface=Interfaces.ASGI, factory=True, loop=Loops.uvloop, http=HTTPModes.http1,
+            websockets=False, runtime_mode=RuntimeModes.st, log_level=LogLevels.warning).serve()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=("relay", "stacks"))
+    parser.add_argument("kind", choices=("relay", "stacks", "granian"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
     args = parser.parse_args()
@@ -126,6 +160,9 @@ def main() -> None:
         import uvloop
 
         uvloop.run(relay(args.port, upstream))
+        return
+    if args.kind == "granian":
+        serve_on_granian(args.port, upstream)
         return
     import uvicorn
 
