@@ -262,6 +262,71 @@ def test_msearch_mixes_policies(http: httpx.Client, policy: str, scifact_index: 
     assert [h["_id"] for h in plain["hits"]["hits"]] == ["1"]
 
 
+@pytest.fixture(scope="module")
+def stored_template(os_client: OpenSearch) -> Iterator[str]:
+    name = "t-crossrank-claim-search"
+    os_client.put_script(id=name, body={"script": {"lang": "mustache", "source": {
+        "query": {"multi_match": {"query": "{{claim}}", "fields": ["title", "text"]}},
+        "size": "{{size}}"}}})
+    yield name
+    os_client.delete_script(id=name)
+
+
+def test_a_search_template_is_reranked_as_the_search_it_renders(
+        http: httpx.Client, policy: str, scifact_index: str, stored_template: str,
+        opensearch_url: str) -> None:
+    rendered = {"query": {"multi_match": {"query": QUERY, "fields": ["title", "text"]}},
+                "size": 10}
+    plain = search(http, scifact_index, rendered)
+    assert plain.headers["x-crossrank-status"] == "reranked"
+    inline = {"source": '{"query": {"multi_match": {"query": "{{claim}}", '
+                        '"fields": ["title", "text"]}}, "size": {{size}}}',
+              "params": {"claim": QUERY, "size": 10}}
+    for template in ({"id": stored_template, "params": {"claim": QUERY, "size": 10}}, inline):
+        response = http.post(f"/{scifact_index}/_search/template", json=template)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-crossrank-status"] == "reranked"
+        assert response.headers["x-crossrank-window"] == "30"
+        assert [h["_id"] for h in response.json()["hits"]["hits"]] == \
+            [h["_id"] for h in plain.json()["hits"]["hits"]]
+        # the template API's own shape (its top-level status), as OpenSearch answers it
+        direct = httpx.post(f"{opensearch_url}/{scifact_index}/_search/template", json=template)
+        assert set(response.json()) == set(direct.json())
+        assert [h["_id"] for h in direct.json()["hits"]["hits"]] != \
+            [h["_id"] for h in response.json()["hits"]["hits"]]
+
+
+def test_search_templates_pass_through_where_nothing_is_reranked(
+        http: httpx.Client, policy: str, scifact_index: str, stored_template: str,
+        opensearch_url: str, os_client: OpenSearch, index_name: str) -> None:
+    template = {"id": stored_template, "params": {"claim": QUERY, "size": 7}}
+    off = http.post(f"/{scifact_index}/_search/template", params={"rerank": "false"},
+                    json=template)
+    direct = httpx.post(f"{opensearch_url}/{scifact_index}/_search/template", json=template)
+    assert off.headers["x-crossrank-status"] == "bypassed"
+    assert off.headers["x-crossrank-reason"] == "rerank_false"
+    o, d = off.json(), direct.json()
+    o.pop("took"), d.pop("took")
+    assert o == d
+    # explain and profile are the template API's switches for the search it renders
+    explained = http.post(f"/{scifact_index}/_search/template", json={**template,
+                                                                        "explain": True})
+    assert explained.headers["x-crossrank-status"] == "reranked"
+    assert all("_explanation" in h for h in explained.json()["hits"]["hits"])
+    # an unknown template: OpenSearch's own answer
+    missing = {"id": "t-crossrank-no-such-template", "params": {}}
+    proxied = http.post(f"/{scifact_index}/_search/template", json=missing)
+    direct = httpx.post(f"{opensearch_url}/{scifact_index}/_search/template", json=missing)
+    assert proxied.status_code == direct.status_code == 404
+    assert proxied.json() == direct.json()
+    assert proxied.headers["x-crossrank-reason"] == "template_not_rendered"
+    # an index without a policy: byte for byte
+    os_client.index(index=index_name, id="1", body={"text": QUERY}, refresh=True)
+    unmanaged = http.post(f"/{index_name}/_search/template", json=template)
+    assert unmanaged.headers["x-crossrank-reason"] == "no_policy"
+    assert [h["_id"] for h in unmanaged.json()["hits"]["hits"]] == ["1"]
+
+
 def test_invalid_policy_is_refused_naming_the_field(http: httpx.Client,
                                                     admin_token: str) -> None:
     headers = {"x-crossrank-admin-token": admin_token}

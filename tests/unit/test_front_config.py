@@ -40,13 +40,22 @@ def test_every_route_crossrank_acts_on_reaches_it(method: str, segments: list[st
 def test_reads_go_straight_to_opensearch() -> None:
     for method, uri in (("GET", "/_cluster/health"), ("GET", "/_cat/indices?v"),
                         ("GET", "/idx/_doc/1"), ("HEAD", "/idx"), ("GET", "/idx/_mapping"),
-                        ("POST", "/idx/_count"), ("GET", "/idx/_search/template"),
+                        ("POST", "/idx/_count"), ("GET", "/idx/_search/template/x"),
+                        ("POST", "/_msearch/template"),
                         ("POST", "/_search/scroll"), ("DELETE", "/idx/_doc/1"),
                         ("GET", "/_crossrankx"), ("GET", "/a?b=/_search"),
                         ("GET", "/rerank"), ("PUT", "/rerank"), ("GET", "/v1/rerank"),
                         ("POST", "/v3/rerank")):
         assert not to_crossrank(method, uri), (method, uri)
         assert classify(method, uri.split("?")[0]).kind is RouteKind.PASS_THROUGH
+
+
+def test_search_templates_are_searches_of_their_indices() -> None:
+    route = classify("POST", "/a%2Cb,c/_search/template")
+    assert route.kind is RouteKind.SEARCH_TEMPLATE and route.indices == ("a", "b", "c")
+    assert classify("GET", "/_search/template/").kind is RouteKind.SEARCH_TEMPLATE
+    assert classify("PUT", "/idx/_search/template").kind is RouteKind.PASS_THROUGH
+    assert to_crossrank("GET", "/idx/_search/template?rerank=false")
 
 
 def test_the_committed_recipe_is_the_generators_output() -> None:

@@ -2,8 +2,8 @@
 
 Layers, outermost first: the last-resort handler (anything unexpected becomes an
 OpenSearch-shaped 500, never a traceback), the known-error table (crossrank.proxy.errors -> its
-status), then the route: pass-through, search, msearch, the ingest writes, the rerank APIs
-(Cohere, Jina and TEI shapes) or the admin API.
+status), then the route: pass-through, search, search template, msearch, the ingest writes,
+the rerank APIs (Cohere, Jina and TEI shapes) or the admin API.
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ from crossrank.proxy.passthrough import forward
 from crossrank.proxy.policy_store import PolicyStore
 from crossrank.proxy.rerank_api import handle_rerank
 from crossrank.proxy.routes import RouteKind, classify
-from crossrank.proxy.search_handler import handle_msearch, handle_search
+from crossrank.proxy.search_handler import (
+    handle_msearch,
+    handle_search,
+    handle_search_template,
+)
 from crossrank.proxy.search_service import SearchService
 from crossrank.proxy.upstream import Upstream
 from crossrank.search.score_cache import ScoreCache
@@ -140,6 +144,8 @@ class CrossrankApp:
                         send: Send) -> None:
         if kind is RouteKind.SEARCH:
             await handle_search(request, route, self._search, send)
+        elif kind is RouteKind.SEARCH_TEMPLATE:
+            await handle_search_template(request, route, self._search, send)
         elif kind is RouteKind.MSEARCH:
             await handle_msearch(request, route, self._search, send)
         elif kind is RouteKind.ADMIN:

@@ -11,6 +11,7 @@ from urllib.parse import unquote
 class RouteKind(Enum):
     PASS_THROUGH = "pass_through"
     SEARCH = "search"
+    SEARCH_TEMPLATE = "search_template"  # _search/template: rendered by OpenSearch, then SEARCH
     MSEARCH = "msearch"
     ADMIN = "admin"
     BULK = "bulk"
@@ -30,6 +31,7 @@ class Route:
 
 # Index names cannot start with '_', so "/_search" and "/idx/_search" are told apart.
 _SEARCH = re.compile(r"^/(?:(?P<index>[^/_][^/]*)/)?(?P<api>_search|_msearch)/?$")
+_SEARCH_TEMPLATE = re.compile(r"^/(?:(?P<index>[^/_][^/]*)/)?_search/template/?$")
 _BULK = re.compile(r"^/(?:(?P<index>[^/_][^/]*)/)?_bulk/?$")
 _DOC = re.compile(r"^/(?P<index>[^/_][^/]*)/(?P<api>_doc|_create|_update)(?:/(?P<id>[^/]+))?/?$")
 # (api, id given) -> (action, methods OpenSearch accepts)
@@ -69,6 +71,7 @@ def front_rules() -> tuple[FrontRule, ...]:
     doc_methods = tuple(sorted({m for _, methods in _DOC_APIS.values() for m in methods}))
     return (FrontRule(RouteKind.ADMIN, (), _ADMIN),
             FrontRule(RouteKind.SEARCH, _SEARCH_METHODS, _SEARCH),
+            FrontRule(RouteKind.SEARCH_TEMPLATE, _SEARCH_METHODS, _SEARCH_TEMPLATE),
             FrontRule(RouteKind.BULK, _BULK_METHODS, _BULK),
             FrontRule(RouteKind.DOC, doc_methods, _DOC),
             FrontRule(RouteKind.RERANK, _RERANK_METHODS, _RERANK))
@@ -86,6 +89,10 @@ def classify(method: str, raw_path: str) -> Route:
         indices = split_indices(match["index"]) if match["index"] else ()
         kind = RouteKind.SEARCH if match["api"] == "_search" else RouteKind.MSEARCH
         return Route(kind, indices)
+    template = _SEARCH_TEMPLATE.match(raw_path)
+    if template and method in _SEARCH_METHODS:
+        indices = split_indices(template["index"]) if template["index"] else ()
+        return Route(RouteKind.SEARCH_TEMPLATE, indices)
     rerank = _RERANK.match(raw_path)
     if rerank and method in _RERANK_METHODS:
         return Route(RouteKind.RERANK, rerank_api=_RERANK_APIS[rerank["api"]])

@@ -1,14 +1,17 @@
-"""`_search` and `_msearch`: parse, plan, run the pipeline, render.
+"""`_search`, `_search/template` and `_msearch`: parse, plan, run the pipeline, render.
 
 A search that is not reranked (and has no hybrid first stage) goes to OpenSearch as the client
 sent it (only crossrank's own parameters removed) and its answer comes back byte for byte, with
 X-Crossrank-* headers saying why it was not reranked. Everything else runs through
-``crossrank.search.pipeline`` via ``SearchService``.
+``crossrank.search.pipeline`` via ``SearchService``. A search template on an index with a
+policy is rendered by OpenSearch first (``_render/template``), and the search it renders to
+takes the same path as a ``_search`` with that body.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import orjson
 
@@ -68,6 +71,85 @@ async def handle_search(request: Incoming, route: Route, service: SearchService,
                                   started)
     await respond(send, outcome.status_code, _content(outcome),
                   JSON_HEADERS + headers_of(outcome))
+
+
+async def handle_search_template(request: Incoming, route: Route, service: SearchService,
+                                 send: Send) -> None:
+    """``_search/template``: OpenSearch renders the template (with the client's own headers,
+    so its permissions apply), then the rendered search is planned and run as ``_search``
+    would run it, and the answer keeps the template API's shape (its ``status``). The template
+    request itself goes to OpenSearch unchanged when no policy covers the indices, when the
+    plan leaves the search as sent (``rerank=false``, a sort, ...) and when the template does
+    not render (OpenSearch answers with its own error)."""
+    started = time.monotonic()
+    raw = await request.body()
+    sent = request
+    body, request = request.decode(raw)
+    policy = service.policies.for_indices(route.indices)
+    if policy is None and not _has_own_params(request):
+        service.count(None, "bypassed", "no_policy")
+        await forward(sent, service.upstream, send, body=raw,
+                      extra_headers=outcome_headers(None, "bypassed", "no_policy"))
+        return
+    unchanged = strip_query_params(request.query, CROSSRANK_PARAMS)
+    template = parse_body(body, service.max_json_depth)
+    rendered = None if template is None else await _render(request, body, service)
+    if template is None or rendered is None:
+        reason = "no_policy" if policy is None else "template_not_rendered"
+        service.count(None, "bypassed", reason)
+        await forward(request, service.upstream, send, query=unchanged, body=body,
+                      extra_headers=outcome_headers(None, "bypassed", reason))
+        return
+    if json_depth(rendered) > service.max_json_depth:
+        raise InvalidJSON(f"the rendered search template nests deeper than "
+                          f"{service.max_json_depth} levels")
+    for flag in ("explain", "profile"):  # the template API's own switches for the search
+        if template.get(flag) is True:
+            rendered[flag] = True
+    search_path = request.raw_path.rstrip("/").removesuffix("/template")
+    plan = plan_search(rendered, request.params(), policy, request.header_map(),
+                       service.card(policy))
+    search = Retrieval(plan, search_path)
+    if search.mode == "as_sent":
+        service.count(plan, "bypassed", plan.reason)
+        headers = outcome_headers(plan, "bypassed", plan.reason)
+        if plan.body_changed:  # the rendered search named ext.crossrank: sent without it
+            await forward(replace(request, raw_path=search_path), service.upstream, send,
+                          query=unchanged, body=_as_sent(plan, b""), extra_headers=headers)
+        else:
+            await forward(request, service.upstream, send, query=unchanged, body=body,
+                          extra_headers=headers)
+        return
+    [outcome] = await service.run([search], service.retriever(_upstream_headers(request)),
+                                  started)
+    await respond(send, outcome.status_code, _template_content(outcome),
+                  JSON_HEADERS + headers_of(outcome))
+
+
+async def _render(request: Incoming, body: bytes, service: SearchService) -> JSONObject | None:
+    """The search a template renders to, rendered by OpenSearch; None when it does not render
+    (an unknown id, a template error, a request OpenSearch refuses)."""
+    answer = await service.upstream.request("POST", "/_render/template", b"",
+                                            _upstream_headers(request), body)
+    if answer.status_code != 200:
+        return None
+    try:
+        output = orjson.loads(answer.content).get("template_output")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return output if isinstance(output, dict) else None
+
+
+def _template_content(outcome: Outcome) -> bytes:
+    """The answer in the template API's shape: a search's, plus ``status`` on success."""
+    content = _content(outcome)
+    if outcome.status_code != 200:
+        return content
+    body = outcome.body if outcome.status != "bypassed" and outcome.body is not None else (
+        orjson.loads(content))
+    if not isinstance(body, dict) or "status" in body:
+        return content
+    return orjson.dumps({**body, "status": outcome.status_code})
 
 
 def _as_sent(plan: SearchPlan, body: bytes) -> bytes:
