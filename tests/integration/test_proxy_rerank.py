@@ -327,6 +327,43 @@ def test_search_templates_pass_through_where_nothing_is_reranked(
     assert [h["_id"] for h in unmanaged.json()["hits"]["hits"]] == ["1"]
 
 
+def test_msearch_templates_rerank_each_by_its_own_policy(
+        http: httpx.Client, policy: str, scifact_index: str, stored_template: str,
+        os_client: OpenSearch, index_name: str, opensearch_url: str) -> None:
+    os_client.index(index=index_name, id="1", body={"text": QUERY}, refresh=True)
+    params = {"claim": QUERY, "size": 4}
+    lines = [{"index": scifact_index}, {"id": stored_template, "params": params},
+             {"index": index_name}, {"id": stored_template, "params": params}]
+    ndjson = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    headers = {"content-type": "application/x-ndjson"}
+    response = http.post("/_msearch/template", content=ndjson, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-crossrank-status"] == "reranked"
+    reranked, plain = response.json()["responses"]
+    single = search(http, scifact_index, {"query": {"multi_match": {
+        "query": QUERY, "fields": ["title", "text"]}}, "size": 4}).json()
+    assert [h["_id"] for h in reranked["hits"]["hits"]] == \
+        [h["_id"] for h in single["hits"]["hits"]]
+    assert [h["_id"] for h in plain["hits"]["hits"]] == ["1"]
+    direct = httpx.post(f"{opensearch_url}/_msearch/template", content=ndjson, headers=headers)
+    assert [set(r) for r in response.json()["responses"]] == \
+        [set(r) for r in direct.json()["responses"]]
+    # nothing reranked (rerank=false), or a template that does not render: OpenSearch's answer
+    off = http.post("/_msearch/template", params={"rerank": "false"}, content=ndjson,
+                    headers=headers)
+    assert off.headers["x-crossrank-status"] == "bypassed"
+    assert [[h["_id"] for h in r["hits"]["hits"]] for r in off.json()["responses"]] == \
+        [[h["_id"] for h in r["hits"]["hits"]] for r in direct.json()["responses"]]
+    broken = ndjson + orjson.dumps({"index": scifact_index}) + b"\n" + orjson.dumps(
+        {"id": "t-crossrank-no-such-template"}) + b"\n"
+    proxied = http.post("/_msearch/template", content=broken, headers=headers)
+    assert proxied.headers["x-crossrank-reason"] == "template_not_rendered"
+    direct = httpx.post(f"{opensearch_url}/_msearch/template", content=broken, headers=headers)
+    assert proxied.status_code == direct.status_code
+    assert [r.get("status") for r in proxied.json().get("responses", [])] == \
+        [r.get("status") for r in direct.json().get("responses", [])]
+
+
 def test_invalid_policy_is_refused_naming_the_field(http: httpx.Client,
                                                     admin_token: str) -> None:
     headers = {"x-crossrank-admin-token": admin_token}

@@ -41,7 +41,7 @@ def test_reads_go_straight_to_opensearch() -> None:
     for method, uri in (("GET", "/_cluster/health"), ("GET", "/_cat/indices?v"),
                         ("GET", "/idx/_doc/1"), ("HEAD", "/idx"), ("GET", "/idx/_mapping"),
                         ("POST", "/idx/_count"), ("GET", "/idx/_search/template/x"),
-                        ("POST", "/_msearch/template"),
+                        ("PUT", "/_msearch/template"),
                         ("POST", "/_search/scroll"), ("DELETE", "/idx/_doc/1"),
                         ("GET", "/_crossrankx"), ("GET", "/a?b=/_search"),
                         ("GET", "/rerank"), ("PUT", "/rerank"), ("GET", "/v1/rerank"),
@@ -56,6 +56,8 @@ def test_search_templates_are_searches_of_their_indices() -> None:
     assert classify("GET", "/_search/template/").kind is RouteKind.SEARCH_TEMPLATE
     assert classify("PUT", "/idx/_search/template").kind is RouteKind.PASS_THROUGH
     assert to_crossrank("GET", "/idx/_search/template?rerank=false")
+    assert classify("POST", "/idx/_msearch/template").kind is RouteKind.MSEARCH_TEMPLATE
+    assert to_crossrank("POST", "/_msearch/template")
 
 
 def test_the_committed_recipe_is_the_generators_output() -> None:

@@ -28,6 +28,7 @@ from crossrank.proxy.rerank_api import handle_rerank
 from crossrank.proxy.routes import RouteKind, classify
 from crossrank.proxy.search_handler import (
     handle_msearch,
+    handle_msearch_template,
     handle_search,
     handle_search_template,
 )
@@ -148,6 +149,8 @@ class CrossrankApp:
             await handle_search_template(request, route, self._search, send)
         elif kind is RouteKind.MSEARCH:
             await handle_msearch(request, route, self._search, send)
+        elif kind is RouteKind.MSEARCH_TEMPLATE:
+            await handle_msearch_template(request, route, self._search, send)
         elif kind is RouteKind.ADMIN:
             await handle_admin(request, route.admin_path, self._admin, send)
         elif kind is RouteKind.BULK or kind is RouteKind.DOC:

@@ -12,6 +12,7 @@ class RouteKind(Enum):
     PASS_THROUGH = "pass_through"
     SEARCH = "search"
     SEARCH_TEMPLATE = "search_template"  # _search/template: rendered by OpenSearch, then SEARCH
+    MSEARCH_TEMPLATE = "msearch_template"  # _msearch/template: rendered, then MSEARCH
     MSEARCH = "msearch"
     ADMIN = "admin"
     BULK = "bulk"
@@ -31,7 +32,8 @@ class Route:
 
 # Index names cannot start with '_', so "/_search" and "/idx/_search" are told apart.
 _SEARCH = re.compile(r"^/(?:(?P<index>[^/_][^/]*)/)?(?P<api>_search|_msearch)/?$")
-_SEARCH_TEMPLATE = re.compile(r"^/(?:(?P<index>[^/_][^/]*)/)?_search/template/?$")
+_SEARCH_TEMPLATE = re.compile(
+    r"^/(?:(?P<index>[^/_][^/]*)/)?(?P<api>_search|_msearch)/template/?$")
 _BULK = re.compile(r"^/(?:(?P<index>[^/_][^/]*)/)?_bulk/?$")
 _DOC = re.compile(r"^/(?P<index>[^/_][^/]*)/(?P<api>_doc|_create|_update)(?:/(?P<id>[^/]+))?/?$")
 # (api, id given) -> (action, methods OpenSearch accepts)
@@ -92,7 +94,9 @@ def classify(method: str, raw_path: str) -> Route:
     template = _SEARCH_TEMPLATE.match(raw_path)
     if template and method in _SEARCH_METHODS:
         indices = split_indices(template["index"]) if template["index"] else ()
-        return Route(RouteKind.SEARCH_TEMPLATE, indices)
+        kind = (RouteKind.SEARCH_TEMPLATE if template["api"] == "_search"
+                else RouteKind.MSEARCH_TEMPLATE)
+        return Route(kind, indices)
     rerank = _RERANK.match(raw_path)
     if rerank and method in _RERANK_METHODS:
         return Route(RouteKind.RERANK, rerank_api=_RERANK_APIS[rerank["api"]])

@@ -1,15 +1,17 @@
-"""`_search`, `_search/template` and `_msearch`: parse, plan, run the pipeline, render.
+"""`_search`, `_msearch` and their templates: parse, plan, run the pipeline, render.
 
 A search that is not reranked (and has no hybrid first stage) goes to OpenSearch as the client
 sent it (only crossrank's own parameters removed) and its answer comes back byte for byte, with
 X-Crossrank-* headers saying why it was not reranked. Everything else runs through
 ``crossrank.search.pipeline`` via ``SearchService``. A search template on an index with a
 policy is rendered by OpenSearch first (``_render/template``), and the search it renders to
-takes the same path as a ``_search`` with that body.
+takes the same path as a ``_search`` with that body (``_msearch/template``: as an
+``_msearch`` of the rendered searches).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 
@@ -103,10 +105,8 @@ async def handle_search_template(request: Incoming, route: Route, service: Searc
     if json_depth(rendered) > service.max_json_depth:
         raise InvalidJSON(f"the rendered search template nests deeper than "
                           f"{service.max_json_depth} levels")
-    for flag in ("explain", "profile"):  # the template API's own switches for the search
-        if template.get(flag) is True:
-            rendered[flag] = True
-    search_path = request.raw_path.rstrip("/").removesuffix("/template")
+    rendered = _with_switches(rendered, template)
+    search_path = _without_template(request.raw_path)
     plan = plan_search(rendered, request.params(), policy, request.header_map(),
                        service.card(policy))
     search = Retrieval(plan, search_path)
@@ -129,8 +129,10 @@ async def handle_search_template(request: Incoming, route: Route, service: Searc
 async def _render(request: Incoming, body: bytes, service: SearchService) -> JSONObject | None:
     """The search a template renders to, rendered by OpenSearch; None when it does not render
     (an unknown id, a template error, a request OpenSearch refuses)."""
-    answer = await service.upstream.request("POST", "/_render/template", b"",
-                                            _upstream_headers(request), body)
+    # one JSON object, whatever the client's request was (_msearch/template is NDJSON)
+    headers = [(k, v) for k, v in _upstream_headers(request) if k.lower() != b"content-type"]
+    headers.append((b"content-type", b"application/json"))
+    answer = await service.upstream.request("POST", "/_render/template", b"", headers, body)
     if answer.status_code != 200:
         return None
     try:
@@ -138,6 +140,17 @@ async def _render(request: Incoming, body: bytes, service: SearchService) -> JSO
     except (orjson.JSONDecodeError, AttributeError):
         return None
     return output if isinstance(output, dict) else None
+
+
+def _with_switches(search: JSONObject, template: JSONObject) -> JSONObject:
+    """The rendered search with the template API's own switches for it (explain, profile)."""
+    flags = {flag: True for flag in ("explain", "profile") if template.get(flag) is True}
+    return {**search, **flags} if flags else search
+
+
+def _without_template(raw_path: str) -> str:
+    """``/idx/_search/template`` -> ``/idx/_search`` (and ``_msearch`` alike)."""
+    return raw_path.rstrip("/").removesuffix("/template")
 
 
 def _template_content(outcome: Outcome) -> bytes:
@@ -177,14 +190,60 @@ async def handle_msearch(request: Incoming, route: Route, service: SearchService
         await forward(sent, service.upstream, send, body=raw,
                       extra_headers=outcome_headers(None, "bypassed", "no_policy"))
         return
+    subs = parse_msearch(body)
+    for number, (_, sub) in enumerate(subs, start=1):
+        if json_depth(sub) > service.max_json_depth:
+            raise InvalidJSON(f"_msearch body, search {number}: nests deeper than "
+                              f"{service.max_json_depth} levels")
+    await _run_msearch(request, body, route, subs, service, send, started, request.raw_path)
+
+
+async def handle_msearch_template(request: Incoming, route: Route, service: SearchService,
+                                  send: Send) -> None:
+    """``_msearch/template``: each template rendered by OpenSearch (as in
+    ``handle_search_template``), then the rendered searches run as one ``_msearch``. The request
+    goes to OpenSearch unchanged when no policy covers any of its indices, when nothing in it
+    is reranked, and when a template does not render (OpenSearch answers for each)."""
+    started = time.monotonic()
+    raw = await request.body()
+    sent = request
+    body, request = request.decode(raw)
+    subs = parse_msearch(body)
+    covered = any(service.policies.for_indices(_sub_indices(header, route))
+                  for header, _ in subs)
+    if not covered and not _has_own_params(request):
+        await forward(sent, service.upstream, send, body=raw,
+                      extra_headers=outcome_headers(None, "bypassed", "no_policy"))
+        return
+    rendered = await asyncio.gather(*(_render(request, orjson.dumps(template), service)
+                                      for _, template in subs))
+    if not subs or any(search is None for search in rendered):
+        await forward(request, service.upstream, send,
+                      query=strip_query_params(request.query, CROSSRANK_PARAMS), body=body,
+                      extra_headers=outcome_headers(None, "bypassed", "template_not_rendered"))
+        return
+    searches: list[tuple[JSONObject, JSONObject]] = []
+    for number, ((header, template), search) in enumerate(zip(subs, rendered, strict=True),
+                                                          start=1):
+        assert search is not None  # checked above
+        if json_depth(search) > service.max_json_depth:
+            raise InvalidJSON(f"_msearch/template, search {number}: the rendered template "
+                              f"nests deeper than {service.max_json_depth} levels")
+        searches.append((header, _with_switches(search, template)))
+    await _run_msearch(request, body, route, searches, service, send, started,
+                       _without_template(request.raw_path))
+
+
+async def _run_msearch(request: Incoming, body: bytes, route: Route,
+                       subs: list[tuple[JSONObject, JSONObject]], service: SearchService,
+                       send: Send, started: float, msearch_path: str) -> None:
+    """Plan each sub-search by its own indices' policy and run them together; ``body`` (the
+    request as the client sent it) goes to OpenSearch unchanged when nothing is reranked."""
     # URL parameters of _msearch (search_type, max_concurrent_searches, ...) belong to the
     # whole request; only crossrank's own apply to each sub-search.
     params = [(k, v) for k, v in request.params() if k in CROSSRANK_PARAMS]
     searches: list[Retrieval] = []
-    for number, (header, sub) in enumerate(parse_msearch(body), start=1):
-        if json_depth(sub) > service.max_json_depth:
-            raise InvalidJSON(f"_msearch body, search {number}: nests deeper than "
-                              f"{service.max_json_depth} levels")
+    for header, sub in subs:
         indices = _sub_indices(header, route)
         path = "/" + ",".join(indices) + "/_search" if indices else "/_search"
         policy = service.policies.for_indices(indices)
@@ -198,7 +257,7 @@ async def handle_msearch(request: Incoming, route: Route, service: SearchService
         return
     retriever = service.retriever(
         _upstream_headers(request),
-        msearch=(request.raw_path, strip_query_params(request.query, CROSSRANK_PARAMS)))
+        msearch=(msearch_path, strip_query_params(request.query, CROSSRANK_PARAMS)))
     try:
         outcomes = await service.run(searches, retriever, started)
     except RetrievalFailed as exc:
