@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
+import time
 from urllib.parse import urlparse
 
 
@@ -38,6 +39,16 @@ class Relay:
         if not self._ready.wait(10):
             raise RuntimeError("relay did not start")
         return self
+
+    def wait_sent(self, needle: bytes, count: int = 1, timeout_s: float = 10.0) -> None:
+        """Block until ``needle`` has gone towards OpenSearch ``count`` times (a request line,
+        say): the requests are then in flight, whatever the machine's speed."""
+        deadline = time.monotonic() + timeout_s
+        while self.sent.count(needle) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{needle!r} sent {self.sent.count(needle)} times, "
+                                   f"not {count}, within {timeout_s} s")
+            time.sleep(0.01)
 
     def stop(self) -> None:
         async def close() -> None:

@@ -229,7 +229,8 @@ def test_shutdown_drains_requests_in_flight(opensearch_url: str, os_client: Open
         callers = [threading.Thread(target=call) for _ in range(3)]
         for caller in callers:
             caller.start()
-        time.sleep(0.5)  # all three are waiting on the slow upstream
+        # all three are waiting on the slow upstream
+        relay.wait_sent(f"GET /{index_name}/_doc/1 ".encode(), count=3)
         proxy.server.should_exit = True
         for caller in callers:
             caller.join(30)

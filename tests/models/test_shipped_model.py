@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from crossrank.models import CrossEncoder, Manifest
+from crossrank.models.manifest import shown_path
 from crossrank.models.quantize import cpu_isa, int8_settings
 from crossrank.models.sample_texts import join_title, scifact_dir
 
@@ -25,6 +26,26 @@ def test_a_shipped_model_has_its_float_graph_and_weights(directory: Path) -> Non
     manifest.verify(directory)
     assert manifest.int8_on_load is not None and manifest.quantization is None
     assert (directory / "pytorch" / "model.safetensors").is_file()  # to fine-tune, re-export
+
+
+@SHIPPED
+def test_a_shipped_model_records_no_build_machine_paths(directory: Path) -> None:
+    """Provenance names paths inside the checkout (or dataset names), not where it was built."""
+    for name in ("crossrank.json", "calibration.json", "README.md"):
+        text = (directory / name).read_text(encoding="utf-8")
+        assert "/work/" not in text and "/tmp/" not in text and "/home/" not in text, name
+
+
+def test_provenance_paths_are_relative_inside_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "datasets" / "scifact").mkdir(parents=True)
+    assert shown_path(tmp_path / "datasets" / "scifact") == "datasets/scifact"
+    assert shown_path("datasets/scifact") == "datasets/scifact"
+    (tmp_path / "shared").mkdir()
+    monkeypatch.chdir(tmp_path / "datasets")
+    assert shown_path(tmp_path / "shared" / "wikiqa.jsonl") == "../shared/wikiqa.jsonl"
+    assert shown_path("/opt/elsewhere/model") == "/opt/elsewhere/model"
 
 
 def test_the_student_is_smaller_than_the_default() -> None:

@@ -8,6 +8,7 @@ names must exist and match their sha256 checksums.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,16 @@ FORMAT_VERSION: Literal[1] = 1
 
 Kind = Literal["cross-encoder", "embedder"]
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as provenance records it: relative to the working directory when the two share
+    a top-level directory (``datasets/scifact``, ``../shared/datasets/...``), so that a model
+    built in a checkout does not record the build machine's layout; else as given."""
+    resolved, here = Path(path).resolve(), Path.cwd().resolve()
+    if os.path.commonpath([resolved, here]) == resolved.anchor:
+        return str(path)
+    return Path(os.path.relpath(resolved, here)).as_posix()
 
 
 class _Strict(BaseModel):

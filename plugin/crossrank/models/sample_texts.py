@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from crossrank.models.manifest import shown_path
+
 _SCIFACT_DIRS = (
     Path(__file__).resolve().parents[3] / "datasets" / "scifact",
     Path.cwd() / "datasets" / "scifact",
@@ -120,7 +122,7 @@ def pair_sample(queries: int = 3, candidates: int = 50, seed: int = 0) -> PairSa
         docs += others[: candidates - len(docs)]
         chosen_queries.append(claims[query_id])
         chosen_docs.append([corpus[doc_id] for doc_id in docs])
-    return PairSample(f"scifact:{directory}", chosen_queries, chosen_docs)
+    return PairSample(f"scifact:{shown_path(directory)}", chosen_queries, chosen_docs)
 
 
 def text_sample(count: int = 64) -> tuple[str, list[str]]:
@@ -130,7 +132,7 @@ def text_sample(count: int = 64) -> tuple[str, list[str]]:
         return "builtin", [*BUILTIN_QUERIES, *BUILTIN_PASSAGES][:count]
     claims = list(_read_queries(directory).values())[: count // 2]
     documents = list(_read_corpus(directory).values())[: count - len(claims)]
-    return f"scifact:{directory}", claims + documents
+    return f"scifact:{shown_path(directory)}", claims + documents
 
 
 def _read_queries(directory: Path) -> dict[str, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crossrank.models.errors import ExportError
-from crossrank.models.manifest import Kind, Pooling, ScoreHead, Source, sha256_file
+from crossrank.models.manifest import Kind, Pooling, ScoreHead, Source, sha256_file, shown_path
 
 Activation = Literal["none", "sigmoid"]
 
@@ -85,7 +85,7 @@ def inspect_source(source: str | Path, *, kind: Kind | None, label: int | None,
         pooling = _pooling(root, modules, config)
 
     return SourceModel(root=root, model_dir=model_dir, kind=kind, config=config,
-                       source=Source(path=str(root), revision=_hub_revision(root),
+                       source=Source(path=shown_path(root), revision=_hub_revision(root),
                                      weights_sha256=weights_sha256(model_dir)),
                        max_length=_max_length(root, model_dir, config, max_length),
                        score=score, pooling=pooling)

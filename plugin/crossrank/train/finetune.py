@@ -28,7 +28,7 @@ import torch
 from crossrank.eval.datasets import Judged, read_corpus
 from crossrank.eval.judgments import read_judgments
 from crossrank.eval.proxy_client import ProxyClient
-from crossrank.models.manifest import FirstStageKind
+from crossrank.models.manifest import FirstStageKind, shown_path
 from crossrank.policy import Policy
 from crossrank.search.scoring import first_stage_kind
 from crossrank.train.config import TrainConfig
@@ -144,15 +144,16 @@ def run_finetune(options: FinetuneOptions) -> Finetuned:
         counts[group.source] = counts.get(group.source, 0) + 1
     training: dict[str, Any] = {
         "recipe": options.recipe,
-        "start_weights": str(start.directory), "start_was_cross_encoder": start.cross_encoder,
+        "start_weights": shown_path(start.directory),
+        "start_was_cross_encoder": start.cross_encoder,
         "config": cfg.to_dict(),
-        "data": {"judgments": str(judged.qrels_path), "policy": policy.name, "index": index,
+        "data": {"judgments": shown_path(judged.qrels_path), "policy": policy.name, "index": index,
                  "first_stage": kind, "queries": len(judged.queries),
                  "train_queries": len(split.train), "held_out_queries": len(split.validation),
                  "skipped_no_relevant": judged.skipped_no_relevant,
                  "judged_missing_from_index": len(absent),
                  "knn_mined": bool(mined.knn), "groups": counts,
-                 "wikiqa": str(options.wikiqa) if wiki_train else None,
+                 "wikiqa": shown_path(options.wikiqa) if wiki_train and options.wikiqa else None,
                  "wikiqa_train_questions": len(wiki_train),
                  "wikiqa_held_out_questions": len(wiki_held)},
         "validation": {"teacher": teacher_on_val, "history": result.history,
