@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import shutil
@@ -144,11 +145,16 @@ def contenders(fp32_graph: Path, calibration_feeds: list[dict[str, np.ndarray]],
 
     def static(method: Any, extra: dict[str, Any]) -> Callable[[Path], None]:
         def make(target: Path) -> None:
-            quantize_static(str(fp32_graph), str(target), _Feeds(calibration_feeds),
-                            quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
-                            per_channel=True, reduce_range=bool(here.reduce_range),
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=method, extra_options={**_SYMMETRIC, **extra})
+            # the quantiser leaves scratch files (sym_shape_infer_temp.onnx, <uuid>.data) in
+            # the working directory: give it one of its own
+            source, target = fp32_graph.resolve(), target.resolve()
+            with tempfile.TemporaryDirectory(prefix="crossrank-static-") as scratch, \
+                    contextlib.chdir(scratch):
+                quantize_static(str(source), str(target), _Feeds(calibration_feeds),
+                                quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+                                per_channel=True, reduce_range=bool(here.reduce_range),
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=method, extra_options={**_SYMMETRIC, **extra})
         return make
 
     def blockwise_8bit(target: Path) -> None:
