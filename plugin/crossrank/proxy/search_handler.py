@@ -40,9 +40,13 @@ def parse_body(body: bytes, max_depth: int) -> JSONObject | None:
         raise InvalidJSON(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(parsed, dict):
         raise InvalidJSON("request body must be a JSON object")
-    if json_depth(parsed) > max_depth:
-        raise InvalidJSON(f"request body nests deeper than {max_depth} levels")
+    _check_depth(parsed, max_depth, "request body")
     return parsed
+
+
+def _check_depth(value: JSONObject, max_depth: int, what: str) -> None:
+    if json_depth(value) > max_depth:
+        raise InvalidJSON(f"{what} nests deeper than {max_depth} levels")
 
 
 async def handle_search(request: Incoming, route: Route, service: SearchService,
@@ -95,16 +99,15 @@ async def handle_search_template(request: Incoming, route: Route, service: Searc
         return
     unchanged = strip_query_params(request.query, CROSSRANK_PARAMS)
     template = parse_body(body, service.max_json_depth)
-    rendered = None if template is None else await _render(request, body, service)
+    rendered = (None if template is None
+                else await _render(_render_headers(request), body, service))
     if template is None or rendered is None:
         reason = "no_policy" if policy is None else "template_not_rendered"
         service.count(None, "bypassed", reason)
         await forward(request, service.upstream, send, query=unchanged, body=body,
                       extra_headers=outcome_headers(None, "bypassed", reason))
         return
-    if json_depth(rendered) > service.max_json_depth:
-        raise InvalidJSON(f"the rendered search template nests deeper than "
-                          f"{service.max_json_depth} levels")
+    _check_depth(rendered, service.max_json_depth, "the rendered search template")
     rendered = _with_switches(rendered, template)
     search_path = _without_template(request.raw_path)
     plan = plan_search(rendered, request.params(), policy, request.header_map(),
@@ -126,12 +129,17 @@ async def handle_search_template(request: Incoming, route: Route, service: Searc
                   JSON_HEADERS + headers_of(outcome))
 
 
-async def _render(request: Incoming, body: bytes, service: SearchService) -> JSONObject | None:
+def _render_headers(request: Incoming) -> list[tuple[bytes, bytes]]:
+    """The client's headers for ``_render/template``, whose body is one JSON object whatever
+    the client's request was (``_msearch/template`` is NDJSON)."""
+    headers = [(k, v) for k, v in _upstream_headers(request) if k.lower() != b"content-type"]
+    return [*headers, (b"content-type", b"application/json")]
+
+
+async def _render(headers: list[tuple[bytes, bytes]], body: bytes,
+                  service: SearchService) -> JSONObject | None:
     """The search a template renders to, rendered by OpenSearch; None when it does not render
     (an unknown id, a template error, a request OpenSearch refuses)."""
-    # one JSON object, whatever the client's request was (_msearch/template is NDJSON)
-    headers = [(k, v) for k, v in _upstream_headers(request) if k.lower() != b"content-type"]
-    headers.append((b"content-type", b"application/json"))
     answer = await service.upstream.request("POST", "/_render/template", b"", headers, body)
     if answer.status_code != 200:
         return None
@@ -192,9 +200,7 @@ async def handle_msearch(request: Incoming, route: Route, service: SearchService
         return
     subs = parse_msearch(body)
     for number, (_, sub) in enumerate(subs, start=1):
-        if json_depth(sub) > service.max_json_depth:
-            raise InvalidJSON(f"_msearch body, search {number}: nests deeper than "
-                              f"{service.max_json_depth} levels")
+        _check_depth(sub, service.max_json_depth, f"_msearch body, search {number}:")
     await _run_msearch(request, body, route, subs, service, send, started, request.raw_path)
 
 
@@ -215,9 +221,11 @@ async def handle_msearch_template(request: Incoming, route: Route, service: Sear
         await forward(sent, service.upstream, send, body=raw,
                       extra_headers=outcome_headers(None, "bypassed", "no_policy"))
         return
-    rendered = await asyncio.gather(*(_render(request, orjson.dumps(template), service)
-                                      for _, template in subs))
-    if not subs or any(search is None for search in rendered):
+    headers = _render_headers(request)
+    answers = await asyncio.gather(*(_render(headers, orjson.dumps(template), service)
+                                     for _, template in subs))
+    rendered = [search for search in answers if search is not None]
+    if not subs or len(rendered) < len(subs):
         await forward(request, service.upstream, send,
                       query=strip_query_params(request.query, CROSSRANK_PARAMS), body=body,
                       extra_headers=outcome_headers(None, "bypassed", "template_not_rendered"))
@@ -225,10 +233,8 @@ async def handle_msearch_template(request: Incoming, route: Route, service: Sear
     searches: list[tuple[JSONObject, JSONObject]] = []
     for number, ((header, template), search) in enumerate(zip(subs, rendered, strict=True),
                                                           start=1):
-        assert search is not None  # checked above
-        if json_depth(search) > service.max_json_depth:
-            raise InvalidJSON(f"_msearch/template, search {number}: the rendered template "
-                              f"nests deeper than {service.max_json_depth} levels")
+        _check_depth(search, service.max_json_depth,
+                     f"_msearch/template, search {number}: the rendered template")
         searches.append((header, _with_switches(search, template)))
     await _run_msearch(request, body, route, searches, service, send, started,
                        _without_template(request.raw_path))
